@@ -1,0 +1,39 @@
+# sluice — `make help` lists the targets.
+
+GO          ?= go
+BIN         := bin/sluice
+CONFIG      ?= config.example.yaml
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -s -w -X github.com/sluice-dev/sluice/pkg/version.Version=$(VERSION) \
+               -X github.com/sluice-dev/sluice/pkg/version.Commit=$(COMMIT)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/sluice
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
+
+.PHONY: run
+run: build ## build, then run sluice in the foreground on config.example.yaml
+	./$(BIN) run -c $(CONFIG)
+
+.PHONY: test
+test: ## run every test with the race detector (integration tests included)
+	$(GO) test -race -count=1 ./...
+
+.PHONY: lint
+lint: ## gofmt check, go vet, staticcheck (pinned)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin dist

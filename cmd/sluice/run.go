@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/logging"
+	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/sluice-dev/sluice/pkg/reload"
+	"github.com/sluice-dev/sluice/pkg/supervisor"
+	"github.com/sluice-dev/sluice/pkg/version"
+)
+
+func newRunCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the appliance in the foreground",
+		Long: `run serves the config's listeners in the foreground, logging to stderr.
+
+Signals: SIGHUP reloads the config. SIGTERM or SIGINT stops accepting, lets
+open connections finish for up to shutdown.drain_timeout, closes the rest
+and exits 0; a second SIGINT exits at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd, configPath(cmd))
+		},
+	}
+}
+
+func run(cmd *cobra.Command, path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		printErrors(cmd, err)
+		return exitError{exitFailed}
+	}
+	log := logging.New(cfg.Log, os.Stderr)
+	m := metrics.New()
+	sup := supervisor.New(log.Named("supervisor"), m)
+
+	// Signals are caught before anything binds, so that a SIGTERM during
+	// startup still drains instead of killing the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	ctx := context.Background()
+	if _, err := sup.Apply(ctx, cfg); err != nil {
+		log.Error("cannot start", "config", path, "error", err)
+		_ = sup.Shutdown(ctx)
+		return exitError{exitFailed}
+	}
+	m.ConfigReloads.WithLabelValues("success")
+	m.LastReloadSuccessTime.Set(float64(cfg.LoadedAt.UnixNano()) / 1e9)
+	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
+
+	rl := reload.New(path, sup, log, m)
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			_, _ = rl.Reload(ctx, "signal")
+		case syscall.SIGTERM, syscall.SIGINT:
+			return shutdown(log, sup, sigs, sig)
+		}
+	}
+	return nil
+}
+
+// shutdown drains in the background while watching for a second SIGINT,
+// which exits at once.
+func shutdown(log hclog.Logger, sup *supervisor.Supervisor, sigs <-chan os.Signal, first os.Signal) error {
+	log.Info("signal received; draining", "signal", first.String())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = sup.Shutdown(context.Background())
+	}()
+	for {
+		select {
+		case <-done:
+			return nil
+		case sig := <-sigs:
+			if sig == syscall.SIGINT {
+				log.Warn("second interrupt; exiting without draining")
+				fmt.Fprintln(os.Stderr, "sluice: interrupted twice, exiting now")
+				os.Exit(exitFailed)
+			}
+			if sig == syscall.SIGHUP {
+				log.Info("reload ignored: shutting down")
+			}
+		}
+	}
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluice-dev/sluice/pkg/config"
+)
+
+func newValidateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate",
+		Short: "Check a config file without binding anything",
+		Long: `validate loads the config file, applies defaults and SLUICE_* environment
+overrides, and checks every key and every handler's options, like nginx -t.
+It binds no socket. It prints "config OK: N listeners" and exits 0, or
+prints every problem found, one a line, and exits 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configPath(cmd))
+			if err != nil {
+				printErrors(cmd, err)
+				return exitError{exitFailed}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "config OK: %d listeners\n", len(cfg.Listeners))
+			return nil
+		},
+	}
+}
+
+func printErrors(cmd *cobra.Command, err error) {
+	for _, e := range config.List(err) {
+		fmt.Fprintln(cmd.ErrOrStderr(), e)
+	}
+}

@@ -1,0 +1,128 @@
+package chain
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ErrIdleTimeout is returned by handlers that closed a connection because
+// nothing moved in either direction for the listener's idle_timeout.
+var ErrIdleTimeout = errors.New("idle timeout")
+
+// Conn is one accepted stream connection on its way through a chain.
+//
+// The embedded net.Conn is what handlers read and write. A middleware that
+// needs to see or shape the bytes replaces it with a wrapper; when nobody
+// did, it is the accepted socket itself (a *net.TCPConn or *net.UnixConn),
+// so a terminal handler can hand it to io.Copy and let the kernel splice.
+//
+// Byte counts are kept by the terminal handler's copy loop (AddIn/AddOut),
+// not by a wrapper around every Read, for the same reason.
+type Conn struct {
+	net.Conn
+
+	raw         net.Conn
+	id          uint64
+	listener    string
+	start       time.Time
+	idleTimeout time.Duration
+
+	bytesIn  atomic.Int64
+	bytesOut atomic.Int64
+
+	baseLog hclog.Logger
+	logOnce sync.Once
+	log     hclog.Logger
+}
+
+// NewConn wraps an accepted socket. base is the listener's logger; the
+// connection's own logger is derived from it only when first asked for,
+// so that a quiet connection costs no logger allocation.
+func NewConn(raw net.Conn, id uint64, listener string, idle time.Duration, base hclog.Logger) *Conn {
+	return &Conn{
+		Conn:        raw,
+		raw:         raw,
+		id:          id,
+		listener:    listener,
+		start:       time.Now(),
+		idleTimeout: idle,
+		baseLog:     base,
+	}
+}
+
+// Raw returns the accepted socket, bypassing any middleware wrapper. Only
+// the supervisor (to force-close) and metrics-free fast paths should use it.
+func (c *Conn) Raw() net.Conn { return c.raw }
+
+// Wrapped reports whether a middleware replaced the embedded net.Conn.
+func (c *Conn) Wrapped() bool { return c.Conn != c.raw }
+
+// ID is unique per process and appears in logs as conn_id.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Listener is the name of the listener that accepted the connection.
+func (c *Conn) Listener() string { return c.listener }
+
+// Start is when the connection was accepted.
+func (c *Conn) Start() time.Time { return c.start }
+
+// IdleTimeout is the listener's idle_timeout; 0 means never.
+func (c *Conn) IdleTimeout() time.Duration { return c.idleTimeout }
+
+// AddIn counts n bytes read from the client.
+func (c *Conn) AddIn(n int64) { c.bytesIn.Add(n) }
+
+// AddOut counts n bytes written to the client.
+func (c *Conn) AddOut(n int64) { c.bytesOut.Add(n) }
+
+// BytesIn is the number of bytes read from the client so far.
+func (c *Conn) BytesIn() int64 { return c.bytesIn.Load() }
+
+// BytesOut is the number of bytes written to the client so far.
+func (c *Conn) BytesOut() int64 { return c.bytesOut.Load() }
+
+// Logger returns the connection's logger, with conn_id, remote and local set.
+func (c *Conn) Logger() hclog.Logger {
+	c.logOnce.Do(func() {
+		c.log = c.baseLog.With("conn_id", c.id, "remote", addrString(c.raw.RemoteAddr()), "local", addrString(c.raw.LocalAddr()))
+	})
+	return c.log
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	s := a.String()
+	if s == "" || s == "@" {
+		// An unbound Unix client has no name; say so rather than log "".
+		return a.Network() + ":unnamed"
+	}
+	return s
+}
+
+// CloseWriter is implemented by connections that support half-close.
+type CloseWriter interface {
+	CloseWrite() error
+}
+
+// CloseWrite half-closes w when it can (TCP, Unix, and wrappers that
+// forward it) and reports whether it did.
+func CloseWrite(w any) bool {
+	if cw, ok := w.(CloseWriter); ok {
+		_ = cw.CloseWrite()
+		return true
+	}
+	return false
+}
+
+// IsTimeout reports whether err is a deadline expiry.
+func IsTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}

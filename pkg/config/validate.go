@@ -1,0 +1,205 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/registry"
+)
+
+var (
+	levels   = []string{"trace", "debug", "info", "warn", "error"}
+	formats  = []string{"text", "json"}
+	networks = []string{"tcp", "tcp4", "tcp6", "unix", "udp", "udp4", "udp6"}
+	nameRE   = regexp.MustCompile(`^[a-z0-9_-]+$`)
+)
+
+// maxUnixPath is the longest socket path the kernel accepts (sun_path is
+// 108 bytes including the terminating NUL).
+const maxUnixPath = 107
+
+// Validate checks a decoded config and returns every problem found, each
+// naming its key path. Handler options are checked by building each
+// handler through the registry, which binds nothing.
+func Validate(cfg *Config) Errors {
+	v := &validator{file: cfg.Path}
+	v.oneOf("log.level", cfg.Log.Level, levels)
+	v.oneOf("log.format", cfg.Log.Format, formats)
+	if cfg.Admin.Address != "" {
+		if err := checkHostPort(cfg.Admin.Address); err != nil {
+			v.add("admin.address", "%v", err)
+		}
+	}
+	if cfg.Shutdown.DrainTimeout < 0 {
+		v.add("shutdown.drain_timeout", "must not be negative")
+	}
+
+	names := map[string]int{}
+	sockets := map[string]int{}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		key := fmt.Sprintf("listeners[%d]", i)
+		v.listener(key, l)
+		if l.Name != "" {
+			if j, dup := names[l.Name]; dup {
+				v.add(key+".name", "duplicate listener name %q (also listeners[%d])", l.Name, j)
+			} else {
+				names[l.Name] = i
+			}
+		}
+		if l.Address != "" {
+			sk := l.SocketKey()
+			if j, dup := sockets[sk]; dup {
+				v.add(key+".address", "duplicate address %q (also listeners[%d])", l.Address, j)
+			} else {
+				sockets[sk] = i
+			}
+		}
+	}
+	return v.errs
+}
+
+type validator struct {
+	file string
+	errs Errors
+}
+
+func (v *validator) add(key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) oneOf(key, val string, allowed []string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.add(key, "invalid value %q (allowed: %s)", val, strings.Join(allowed, ", "))
+}
+
+func (v *validator) listener(key string, l *Listener) {
+	switch {
+	case l.Name == "":
+		v.add(key+".name", "required")
+	case !nameRE.MatchString(l.Name):
+		v.add(key+".name", "invalid name %q: use lowercase letters, digits, '-' and '_'", l.Name)
+	}
+	if l.Network == "" {
+		v.add(key+".network", "required (one of: %s)", strings.Join(networks, ", "))
+	} else {
+		v.oneOf(key+".network", l.Network, networks)
+	}
+	v.address(key, l)
+	if l.IdleTimeout < 0 {
+		v.add(key+".idle_timeout", "must not be negative")
+	}
+	if l.Socket.Mode != "" {
+		if l.Network != "unix" {
+			v.add(key+".socket", "only applies to unix listeners")
+		} else if _, err := ParseMode(l.Socket.Mode); err != nil {
+			v.add(key+".socket.mode", "%v", err)
+		}
+	}
+	v.chain(key, l)
+}
+
+func (v *validator) address(key string, l *Listener) {
+	if l.Address == "" {
+		v.add(key+".address", "required")
+		return
+	}
+	switch {
+	case l.Network == "unix":
+		if len(l.Address) > maxUnixPath {
+			v.add(key+".address", "socket path is %d bytes long; the kernel accepts at most %d", len(l.Address), maxUnixPath)
+		}
+	case strings.HasPrefix(l.Network, "tcp"), strings.HasPrefix(l.Network, "udp"):
+		if err := checkHostPort(l.Address); err != nil {
+			v.add(key+".address", "%v", err)
+		}
+	}
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address %q: want host:port, e.g. 127.0.0.1:7000", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil {
+		if _, lerr := net.LookupPort("tcp", port); lerr != nil {
+			return fmt.Errorf("invalid port %q in address %q", port, addr)
+		}
+	} else if n > 65535 {
+		return fmt.Errorf("invalid port %q in address %q", port, addr)
+	}
+	return nil
+}
+
+// ParseMode reads an octal permission string such as "0660".
+func ParseMode(s string) (uint32, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("invalid mode %q: want octal permission bits, e.g. \"0660\"", s)
+	}
+	return uint32(m), nil
+}
+
+// chain checks that every handler exists and accepts its options, and
+// that exactly the last one is terminal for the listener's kind.
+func (v *validator) chain(key string, l *Listener) {
+	if len(l.Chain) == 0 {
+		v.add(key+".chain", "required: at least one handler, ending in a terminal one (%s)", strings.Join(terminals(l), ", "))
+		return
+	}
+	stream := l.IsStream()
+	for j, hc := range l.Chain {
+		hkey := fmt.Sprintf("%s.chain[%d]", key, j)
+		if hc.Handler == "" {
+			v.add(hkey+".handler", "required (known: %s)", strings.Join(registry.Names(), ", "))
+			continue
+		}
+		if _, ok := registry.Lookup(hc.Handler); !ok {
+			v.add(hkey+".handler", "unknown handler %q (known: %s)", hc.Handler, strings.Join(registry.Names(), ", "))
+			continue
+		}
+		_, errs := registry.New(hc.Handler, hc.Options)
+		for _, err := range errs {
+			v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
+		}
+		f, _ := registry.Lookup(hc.Handler)
+		h := f()
+		last := j == len(l.Chain)-1
+		terminal, middle := kinds(h, stream)
+		switch {
+		case !terminal && !middle:
+			v.add(hkey+".handler", "handler %q does not work on %s listeners", hc.Handler, l.Network)
+		case last && !terminal:
+			v.add(hkey+".handler", "the chain must end in a terminal handler, and %q is not one (terminal: %s)", hc.Handler, strings.Join(terminals(l), ", "))
+		case !last && !middle:
+			v.add(hkey+".handler", "%q is a terminal handler and must be the last of the chain", hc.Handler)
+		}
+	}
+}
+
+func kinds(h any, stream bool) (terminal, middle bool) {
+	if stream {
+		return chain.IsTerminal(h), chain.IsMiddleware(h)
+	}
+	return chain.IsPacketTerminal(h), chain.IsPacketMiddleware(h)
+}
+
+// terminals lists the registered handlers that can end l's chain.
+func terminals(l *Listener) []string {
+	var out []string
+	for _, name := range registry.Names() {
+		f, _ := registry.Lookup(name)
+		if t, _ := kinds(f(), l.IsStream()); t {
+			out = append(out, name)
+		}
+	}
+	return out
+}

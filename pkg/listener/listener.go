@@ -1,0 +1,60 @@
+// Package listener opens the sockets sluice serves on and runs accept
+// loops that survive transient errors. It knows nothing of chains.
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// Spec says what to bind.
+type Spec struct {
+	Network string // tcp, tcp4, tcp6, unix, udp, udp4, udp6
+	Address string
+	// Mode is the Unix socket file's permission bits; 0 keeps the
+	// default (0666 minus umask).
+	Mode uint32
+}
+
+// ErrInUse means another process (or another listener) already serves on
+// the address.
+var ErrInUse = errors.New("address already in use")
+
+// ListenStream binds a TCP or Unix stream socket.
+func ListenStream(ctx context.Context, s Spec) (net.Listener, error) {
+	switch s.Network {
+	case "tcp", "tcp4", "tcp6":
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, s.Network, s.Address)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listen %s %s: %w", s.Network, s.Address, ErrInUse)
+			}
+			return nil, fmt.Errorf("listen %s %s: %w", s.Network, s.Address, err)
+		}
+		return ln, nil
+	case "unix":
+		return listenUnix(ctx, s)
+	}
+	return nil, fmt.Errorf("listen: network %q is not a stream network", s.Network)
+}
+
+// ListenPacket binds a UDP socket.
+func ListenPacket(ctx context.Context, s Spec) (net.PacketConn, error) {
+	switch s.Network {
+	case "udp", "udp4", "udp6":
+		var lc net.ListenConfig
+		pc, err := lc.ListenPacket(ctx, s.Network, s.Address)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listen %s %s: %w", s.Network, s.Address, ErrInUse)
+			}
+			return nil, fmt.Errorf("listen %s %s: %w", s.Network, s.Address, err)
+		}
+		return pc, nil
+	}
+	return nil, fmt.Errorf("listen: network %q is not a datagram network", s.Network)
+}

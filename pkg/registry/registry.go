@@ -1,0 +1,89 @@
+// Package registry maps handler names to their factories. Plugins register
+// themselves from init; the core looks them up by the name written in a
+// chain. Nothing here knows any plugin.
+package registry
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/decode"
+)
+
+// Factory returns a new, zero-valued handler: a pointer to a struct whose
+// exported, mapstructure-tagged fields are its options.
+type Factory func() any
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a handler available under name. It panics on a duplicate
+// name, which is a programming error caught by any test that imports both.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[name]; dup {
+		panic(fmt.Sprintf("registry: handler %q registered twice", name))
+	}
+	h := f()
+	if !chain.IsTerminal(h) && !chain.IsMiddleware(h) && !isPacket(h) {
+		panic(fmt.Sprintf("registry: handler %q implements no handler interface", name))
+	}
+	factories[name] = f
+}
+
+func isPacket(h any) bool {
+	return chain.IsPacketTerminal(h) || chain.IsPacketMiddleware(h)
+}
+
+// Lookup returns the factory registered under name.
+func Lookup(name string) (Factory, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := factories[name]
+	return f, ok
+}
+
+// Names lists the registered handlers, sorted, for error messages and help.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(factories))
+	for n := range factories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// New builds the handler registered under name from its options, decoded
+// strictly (unknown options and wrong types are errors) and then checked by
+// its Validate method. It binds and starts nothing: validate calls it too.
+// Each returned error names the option it is about.
+func New(name string, options map[string]any) (any, []error) {
+	f, ok := Lookup(name)
+	if !ok {
+		return nil, []error{fmt.Errorf("unknown handler %q", name)}
+	}
+	h := f()
+	if ferrs := decode.Into(options, h); len(ferrs) > 0 {
+		errs := make([]error, len(ferrs))
+		for i, fe := range ferrs {
+			errs[i] = fe
+		}
+		return nil, errs
+	}
+	if v, ok := h.(chain.Validator); ok {
+		if err := v.Validate(); err != nil {
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				return nil, j.Unwrap()
+			}
+			return nil, []error{err}
+		}
+	}
+	return h, nil
+}

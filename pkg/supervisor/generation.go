@@ -1,0 +1,141 @@
+package supervisor
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/metrics"
+)
+
+// A generation is one compiled chain of one listener, with the
+// connections that started on it. A reload that changes a listener's
+// chain makes a new generation and retires the old one: new connections
+// take the new chain, and the old chain lives on for its own connections
+// until they end or the drain timeout passes.
+type generation struct {
+	cfg      config.Listener
+	log      hclog.Logger
+	stream   chain.StreamHandler
+	handlers []any
+	metrics  *metrics.Listener
+	// open is shared by all generations of one listener name.
+	open *atomic.Int64
+
+	// ctx is handed to handlers and cancelled when the generation is
+	// closed, so that a dial or a wait inside a handler ends with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	conns   map[*chain.Conn]struct{}
+	retired bool
+	closed  bool
+	timer   *time.Timer
+	// done is closed when the generation is closed; drained counts how
+	// its connections ended.
+	done chan struct{}
+}
+
+func newGeneration(cfg config.Listener, log hclog.Logger, handlers []any, stream chain.StreamHandler, m *metrics.Listener, open *atomic.Int64) *generation {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &generation{
+		cfg:      cfg,
+		log:      log,
+		stream:   stream,
+		handlers: handlers,
+		metrics:  m,
+		open:     open,
+		ctx:      ctx,
+		cancel:   cancel,
+		conns:    make(map[*chain.Conn]struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// add registers c; it fails once the generation has been closed, and the
+// caller then takes the listener's current generation instead.
+func (g *generation) add(c *chain.Conn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.conns[c] = struct{}{}
+	return true
+}
+
+// remove forgets c and closes a retired generation whose last connection
+// this was.
+func (g *generation) remove(c *chain.Conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	last := g.retired && len(g.conns) == 0
+	g.mu.Unlock()
+	if last {
+		g.close()
+	}
+}
+
+// active is the number of open connections.
+func (g *generation) active() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// retire stops the generation from taking new work. Its handlers are
+// closed when its last connection ends or, at the latest, after drain;
+// then any connection still open is closed.
+func (g *generation) retire(drain time.Duration) {
+	g.mu.Lock()
+	if g.retired {
+		g.mu.Unlock()
+		return
+	}
+	g.retired = true
+	empty := len(g.conns) == 0
+	if !empty {
+		g.timer = time.AfterFunc(drain, g.close)
+	}
+	g.mu.Unlock()
+	if empty {
+		g.close()
+	}
+}
+
+// close force-closes the remaining connections, cancels the context and
+// closes the handlers. It runs once.
+func (g *generation) close() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.closed = true
+	if g.timer != nil {
+		g.timer.Stop()
+	}
+	forced := make([]*chain.Conn, 0, len(g.conns))
+	for c := range g.conns {
+		forced = append(forced, c)
+	}
+	g.mu.Unlock()
+
+	if len(forced) > 0 {
+		g.log.Info("drain timeout: closing remaining connections", "connections", len(forced))
+	}
+	for _, c := range forced {
+		_ = c.Raw().Close()
+	}
+	g.cancel()
+	if err := chain.CloseAll(g.handlers); err != nil {
+		g.log.Warn("closing handlers", "error", err)
+	}
+	close(g.done)
+}

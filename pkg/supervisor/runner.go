@@ -1,0 +1,137 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/listener"
+)
+
+// A runner owns one bound socket and its accept loop. It outlives
+// generations: a reload that keeps a listener's network and address keeps
+// its runner, and so its socket, and only swaps the generation that new
+// connections take.
+type runner struct {
+	s   *Supervisor
+	key string // config.Listener.BindKey
+	ln  net.Listener
+	gen atomic.Pointer[generation]
+
+	acceptDone chan struct{}
+}
+
+// start runs the accept loop in a goroutine owned by the supervisor; it
+// ends when stop closes the socket.
+func (r *runner) start() {
+	r.acceptDone = make(chan struct{})
+	r.s.wg.Add(1)
+	go func() {
+		defer r.s.wg.Done()
+		defer close(r.acceptDone)
+		log := r.gen.Load().log
+		if err := listener.Accept(r.ln, log, r.handle); err != nil {
+			log.Error("accept loop ended", "error", err)
+		}
+	}()
+}
+
+// stop closes the socket and waits for the accept loop to end, so that no
+// connection can be accepted onto a generation after it is retired.
+func (r *runner) stop() {
+	_ = r.ln.Close()
+	if r.acceptDone != nil {
+		<-r.acceptDone
+	}
+}
+
+// handle starts the goroutine that serves one accepted connection. The
+// generation is read once: the connection keeps that chain to its end.
+func (r *runner) handle(nc net.Conn) {
+	for {
+		g := r.gen.Load()
+		c := chain.NewConn(nc, r.s.connID.Add(1), g.cfg.Name, g.cfg.IdleTimeout, g.log)
+		if !g.add(c) {
+			// Retired and closed between Load and add: a newer
+			// generation has been swapped in; take that one.
+			continue
+		}
+		r.s.wg.Add(1)
+		go r.s.serve(g, c)
+		return
+	}
+}
+
+// serve runs the chain on c and cleans up after it, whatever the chain
+// does: a panic closes this connection only.
+func (s *Supervisor) serve(g *generation, c *chain.Conn) {
+	defer s.wg.Done()
+	g.metrics.Total.Inc()
+	g.metrics.Active.Inc()
+	g.open.Add(1)
+	defer func() {
+		if p := recover(); p != nil {
+			c.Logger().Error("handler panicked; connection closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		}
+		_ = c.Raw().Close()
+		g.metrics.Active.Dec()
+		g.open.Add(-1)
+		g.metrics.BytesIn.Add(float64(c.BytesIn()))
+		g.metrics.BytesOut.Add(float64(c.BytesOut()))
+		g.remove(c)
+	}()
+	err := g.stream.ServeStream(g.ctx, c)
+	logConnEnd(g.log, c, err)
+}
+
+// logConnEnd logs a connection's end once: at debug when it went well or
+// the client went away, at warn otherwise. base is checked first so that a
+// quiet connection never builds its own logger.
+func logConnEnd(base hclog.Logger, c *chain.Conn, err error) {
+	if err == nil {
+		if base.IsDebug() {
+			c.Logger().Debug("connection closed", "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut())
+		}
+		return
+	}
+	level := hclog.Warn
+	if clientGone(err) {
+		level = hclog.Debug
+	}
+	if base.GetLevel() > level {
+		return
+	}
+	c.Logger().Log(level, "connection failed", "error", err, "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut())
+}
+
+// clientGone tells errors that are the peer's doing (it reset, went away,
+// or sat idle) from ones an operator may need to look at.
+func clientGone(err error) bool {
+	return errors.Is(err, chain.ErrIdleTimeout) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// drainAll waits for the given generations to close. It is used by
+// Shutdown after retiring everything.
+func drainAll(gens []*generation) {
+	var wg sync.WaitGroup
+	for _, g := range gens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-g.done
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,7 @@
+// Package all links every bundled handler into the binary. A new plugin
+// adds one line here.
+package all
+
+import (
+	_ "github.com/sluice-dev/sluice/plugins/echo" // echo
+)
