@@ -51,16 +51,14 @@ func run(cmd *cobra.Command, path string) error {
 	defer signal.Stop(sigs)
 
 	ctx := context.Background()
-	if _, err := sup.Apply(ctx, cfg); err != nil {
+	rl := reload.New(path, sup, log, m)
+	if err := rl.Start(ctx, cfg); err != nil {
 		log.Error("cannot start", "config", path, "error", err)
 		_ = sup.Shutdown(ctx)
 		return exitError{exitFailed}
 	}
-	m.ConfigReloads.WithLabelValues("success")
-	m.LastReloadSuccessTime.Set(float64(cfg.LoadedAt.UnixNano()) / 1e9)
 	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
 
-	rl := reload.New(path, sup, log, m)
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:

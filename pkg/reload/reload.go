@@ -27,10 +27,31 @@ type Reloader struct {
 	metrics *metrics.Metrics
 
 	// mu serializes reloads: two triggers at once load and apply in turn.
-	mu sync.Mutex
-	// OnApplied, when set, runs after each successful reload that changed
-	// something, with the new config (e.g. to move the admin endpoint).
-	OnApplied func(*config.Config)
+	mu     sync.Mutex
+	stages []Stage
+}
+
+// Stage is a part of the process outside the supervisor that a config
+// change must reach too, within the same transaction: the admin endpoint,
+// for one. Prepare runs before the supervisor applies the config and may
+// fail the whole reload (say, the new admin address cannot be bound);
+// after it succeeds, exactly one of the Pending's Commit or Abort follows.
+type Stage interface {
+	Prepare(ctx context.Context, cfg *config.Config) (Pending, error)
+}
+
+// Pending is a prepared Stage change.
+type Pending interface {
+	Commit()
+	Abort()
+}
+
+// AddStage adds s to every later Apply and Reload. Stages are prepared in
+// the order added.
+func (r *Reloader) AddStage(s Stage) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stages = append(r.stages, s)
 }
 
 // New returns a Reloader; root is the logger whose level follows the
@@ -48,7 +69,11 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (supervisor.Summa
 	if err != nil {
 		return r.failed(trigger, err)
 	}
-	sum, err := r.sup.Apply(ctx, cfg)
+	return r.apply(ctx, cfg, trigger)
+}
+
+func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string) (supervisor.Summary, error) {
+	sum, err := r.transact(ctx, cfg)
 	if err != nil {
 		return r.failed(trigger, fmt.Errorf("%s: %w", r.path, err))
 	}
@@ -61,9 +86,6 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (supervisor.Summa
 	logging.Apply(r.rootLog, cfg.Log)
 	r.log.Info("config reloaded", "trigger", trigger, "sha256", short(cfg.Hash),
 		"added", list(sum.Added), "removed", list(sum.Removed), "changed", list(sum.Changed))
-	if r.OnApplied != nil {
-		r.OnApplied(cfg)
-	}
 	return sum, nil
 }
 
@@ -91,4 +113,45 @@ func list(names []string) string {
 // log record.
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+// Start applies the first config: the same transaction as a reload, but a
+// failure is the caller's to report (sluice run exits 1), and it is not
+// counted as a failed reload.
+func (r *Reloader) Start(ctx context.Context, cfg *config.Config) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.transact(ctx, cfg); err != nil {
+		return err
+	}
+	r.metrics.LastReloadSuccessTime.Set(float64(cfg.LoadedAt.UnixNano()) / 1e9)
+	return nil
+}
+
+// transact prepares every stage, applies cfg to the supervisor, then
+// commits the stages, or aborts them all when anything failed.
+func (r *Reloader) transact(ctx context.Context, cfg *config.Config) (supervisor.Summary, error) {
+	var pending []Pending
+	abort := func() {
+		for i := len(pending) - 1; i >= 0; i-- {
+			pending[i].Abort()
+		}
+	}
+	for _, st := range r.stages {
+		p, err := st.Prepare(ctx, cfg)
+		if err != nil {
+			abort()
+			return supervisor.Summary{}, err
+		}
+		pending = append(pending, p)
+	}
+	sum, err := r.sup.Apply(ctx, cfg)
+	if err != nil {
+		abort()
+		return supervisor.Summary{}, err
+	}
+	for _, p := range pending {
+		p.Commit()
+	}
+	return sum, nil
 }
