@@ -37,3 +37,21 @@ lint: ## gofmt check, go vet, staticcheck (pinned)
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin dist
+
+# --- bench (issue 8): `make bench` writes docs/benchmarks.{md,json,png} -----
+# BENCH_HAPROXY=install apt-get installs haproxy first when it is missing
+# (root only; plain `make bench` installs nothing and skips the HAProxy
+# comparison with a note). BENCH_FLAGS passes flags to `sluice-bench run`,
+# e.g. BENCH_FLAGS='-only echo-pingpong -rounds 3'.
+BENCH_BIN     := bin/sluice-bench
+BENCH_FLAGS   ?=
+BENCH_HAPROXY ?=
+BENCH_BEFORE  := $(wildcard docs/benchmarks-before.json)
+
+.PHONY: bench
+bench: build ## benchmark sluice against bare Go echo servers and HAProxy (~4 min; writes docs/benchmarks.md)
+	@if [ "$(BENCH_HAPROXY)" = install ] && ! command -v haproxy >/dev/null 2>&1; then \
+	  echo "installing haproxy from Debian"; apt-get install -y haproxy; fi
+	$(GO) build -trimpath -o $(BENCH_BIN) ./cmd/sluice-bench
+	./$(BENCH_BIN) run -sluice $(BIN) $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE)) $(BENCH_FLAGS)
+# --- end bench ---------------------------------------------------------------

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Names of the echo targets, as they appear in the report.
+const (
+	goIOCopy = "go-iocopy"
+	goLoop   = "go-loop"
+	sluiceT  = "sluice"
+)
+
+var goBoth = []string{goIOCopy, goLoop}
+
+// sluiceEchoConfig is the config sluice is measured on: one echo listener
+// with the idle_timeout of config.example.yaml, logging only warnings.
+const sluiceEchoConfig = `log:
+  level: warn
+shutdown:
+  drain_timeout: 5m
+listeners:
+  - name: echo
+    network: tcp
+    address: %s
+    idle_timeout: 5m
+    chain:
+      - handler: echo
+`
+
+func (e *env) startSluiceEcho() (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	path := e.path("sluice-echo.yaml")
+	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceEchoConfig, addr), 0o644); err != nil {
+		return nil, err
+	}
+	return e.startSluice(sluiceT, path, addr)
+}
+
+// echoTargets starts the two baselines and sluice, all on the server CPU.
+func (e *env) echoTargets() ([]*target, error) {
+	a, err := e.startGo(goIOCopy, "iocopy", serverCPU)
+	if err != nil {
+		return nil, err
+	}
+	b, err := e.startGo(goLoop, "loop", serverCPU)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.startSluiceEcho()
+	if err != nil {
+		return nil, err
+	}
+	return []*target{a, b, s}, nil
+}
+
+// rounds warms every target up, then measures them in turn, round after
+// round, rotating the order.
+func (e *env) rounds(ts []*target, run func(string, time.Duration) (loadResult, error), metrics func(loadResult, time.Duration) map[string]float64) (*collector, error) {
+	for _, t := range ts {
+		if _, err := run(t.addr, e.o.duration/4); err != nil {
+			return nil, fmt.Errorf("warm-up %s: %w", t.name, err)
+		}
+	}
+	c := newCollector()
+	for r := range e.o.rounds {
+		for _, t := range rotate(ts, r) {
+			res, cpu, err := measure(t, func(addr string) (loadResult, error) { return run(addr, e.o.duration) })
+			if err != nil {
+				return nil, err
+			}
+			m := metrics(res, cpu)
+			c.add(t.name, m)
+			logf("  round %d %-16s %s", r+1, t.name, fmtMetrics(m))
+		}
+	}
+	return c, nil
+}
+
+func fmtMetrics(m map[string]float64) string {
+	s := ""
+	for _, k := range []string{"MBps", "cpu_ms_per_GB", "rate", "p50", "p99", "p999", "cpu_us_per_op", "cpu_us_per_conn"} {
+		if v, ok := m[k]; ok {
+			s += fmt.Sprintf(" %s=%.4g", k, v)
+		}
+	}
+	return s
+}
+
+func names(ts []*target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.name
+	}
+	return out
+}
+
+func echoThroughput(e *env) error {
+	ts, err := e.echoTargets()
+	if err != nil {
+		return err
+	}
+	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
+		return throughput(addr, 10, 16<<10, d)
+	}, throughputMetrics)
+	if err != nil {
+		return err
+	}
+	const sec = "Echo throughput (10 connections, 16 KiB writes)"
+	e.res.Figures = append(e.res.Figures,
+		figure(c, "echo.throughput.rate", sec, "throughput", "MB/s", "MBps", false, names(ts),
+			ratioSpec{sluiceT, goBoth, "better Go echo", 0}),
+		figure(c, "echo.throughput.cpu", sec, "server CPU per GB echoed", "ms/GB", "cpu_ms_per_GB", true, names(ts),
+			ratioSpec{sluiceT, goBoth, "cheaper Go echo", 1.05}),
+	)
+	return nil
+}
+
+func echoPingPong(e *env) error {
+	ts, err := e.echoTargets()
+	if err != nil {
+		return err
+	}
+	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
+		return pingPong(addr, 20, 64, d)
+	}, pingPongMetrics)
+	if err != nil {
+		return err
+	}
+	e.res.Figures = append(e.res.Figures, pingPongFigures(c, "echo", "Echo ping-pong (20 connections, 64-byte messages)", names(ts),
+		func(metric string, lower bool, target float64) []ratioSpec {
+			label := "better Go echo"
+			if metric == "cpu_us_per_op" {
+				label = "cheaper Go echo"
+			}
+			return []ratioSpec{{sluiceT, goBoth, label, target}}
+		})...)
+	return nil
+}
+
+// pingPongFigures are the rate, latency and CPU figures of a ping-pong run.
+func pingPongFigures(c *collector, key, sec string, ts []string, ratios func(metric string, lower bool, cpuTarget float64) []ratioSpec) []Figure {
+	return []Figure{
+		figure(c, key+".pingpong.rate", sec, "ping-pong rate", "ops/s", "rate", false, ts, ratios("rate", false, 0)...),
+		figure(c, key+".pingpong.p50", sec, "latency p50", "µs", "p50", true, ts, ratios("p50", true, 0)...),
+		figure(c, key+".pingpong.p99", sec, "latency p99", "µs", "p99", true, ts, ratios("p99", true, 0)...),
+		figure(c, key+".pingpong.p999", sec, "latency p99.9", "µs", "p999", true, ts, ratios("p999", true, 0)...),
+		figure(c, key+".pingpong.cpu", sec, "server CPU per ping-pong", "µs/op", "cpu_us_per_op", true, ts, ratios("cpu_us_per_op", true, 1.05)...),
+	}
+}
+
+func echoConnRate(e *env) error {
+	ts, err := e.echoTargets()
+	if err != nil {
+		return err
+	}
+	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
+		return connRate(addr, 4, d)
+	}, connRateMetrics)
+	if err != nil {
+		return err
+	}
+	const sec = "Connection rate (connect, one 64-byte round trip, close; 4 clients)"
+	e.res.Figures = append(e.res.Figures,
+		figure(c, "echo.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
+			ratioSpec{sluiceT, goBoth, "better Go echo", 0}),
+		figure(c, "echo.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
+			ratioSpec{sluiceT, goBoth, "cheaper Go echo", 0}),
+	)
+	return nil
+}
+
+// idleMsg is the round trip each idle connection makes before going quiet:
+// as large as sluice's copy buffer, so that a buffer a server keeps per
+// connection is one it has written to, and so resident, as it would be
+// after real traffic.
+const idleMsg = 32 << 10
+
+// idleRSS measures each server's resident memory per idle connection: a
+// fresh process, one round trip to warm it, its RSS, then n connections
+// that each made one idleMsg round trip and went quiet, and its RSS again.
+func idleRSS(e *env) error {
+	n := e.o.idleN
+	if e.nofile < uint64(3*n+64) {
+		e.note("RLIMIT_NOFILE is %d here (raising it needs CAP_SYS_RESOURCE), under the 3 descriptors per idle io.Copy connection (socket and splice pipe): go-iocopy connections that got no pipe fell back to a 32 KiB copy buffer", e.nofile)
+	}
+	c := newCollector()
+	starts := []func() (*target, error){
+		func() (*target, error) { return e.startGo(goIOCopy, "iocopy", serverCPU) },
+		func() (*target, error) { return e.startGo(goLoop, "loop", serverCPU) },
+		e.startSluiceEcho,
+	}
+	var order []string
+	for _, start := range starts {
+		t, err := start()
+		if err != nil {
+			return err
+		}
+		order = append(order, t.name)
+		if _, err := pingPong(t.addr, 1, 64, 50*time.Millisecond); err != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+		before, err := t.proc.rss()
+		if err != nil {
+			return err
+		}
+		cs, err := openIdle(t.addr, n, idleMsg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		// Let every connection's goroutine reach its idle wait.
+		time.Sleep(time.Second)
+		after, err := t.proc.rss()
+		closeAll(cs)
+		if err != nil {
+			return err
+		}
+		kib := float64(after-before) / 1024 / float64(n)
+		c.add(t.name, map[string]float64{"kib": kib})
+		logf("  %-16s RSS %d KiB -> %d KiB: %.2f KiB per connection", t.name, before>>10, after>>10, kib)
+		e.stopAll()
+	}
+	f := figure(c, "idle.rss", fmt.Sprintf("Memory (%d idle connections)", n), "RSS per idle connection", "KiB", "kib", true, order,
+		ratioSpec{sluiceT, goBoth, "leaner Go echo", 0})
+	f.Limit = 12
+	e.res.Figures = append(e.res.Figures, f)
+	return nil
+}

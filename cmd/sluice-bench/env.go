@@ -1,0 +1,195 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// A target is one server under measurement: a baseline, sluice, HAProxy,
+// or (proc nil) a direct connection to an upstream whose CPU time is not
+// the point.
+type target struct {
+	name string
+	addr string
+	proc *proc
+}
+
+// env is the state of one run: options, results, and the servers of the
+// section now running.
+type env struct {
+	o     runOpts
+	res   *Results
+	procs []*proc
+	seq   int
+	// nofile is RLIMIT_NOFILE of the harness and its servers.
+	nofile uint64
+}
+
+func newEnv(o runOpts, res *Results) *env { return &env{o: o, res: res} }
+
+func (e *env) stopAll() {
+	for _, p := range e.procs {
+		p.stop()
+	}
+	e.procs = nil
+}
+
+func (e *env) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	logf("note: %s", msg)
+	for _, n := range e.res.Notes {
+		if n == msg {
+			return
+		}
+	}
+	e.res.Notes = append(e.res.Notes, msg)
+}
+
+func (e *env) logPath(name string) string {
+	e.seq++
+	return e.path(fmt.Sprintf("%02d-%s.log", e.seq, name))
+}
+
+// startGo starts a baseline server of the given variant on cpu.
+func (e *env) startGo(name, variant string, cpu int) (*target, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{self, "serve", "-variant", variant, "-addr", "127.0.0.1:0"}, e.profFlags(name)...)
+	p, out, err := startProc(name, cpu, e.logPath(name), argv...)
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	line, err := out.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading its address: %w", name, err)
+	}
+	t := &target{name: name, addr: strings.TrimSpace(line), proc: p}
+	return t, waitReady(p, t.addr)
+}
+
+// startSluice writes cfg (a YAML body with %s placeholders filled by the
+// caller) and runs sluice on it, on the server CPU.
+func (e *env) startSluice(name, cfgPath, addr string) (*target, error) {
+	argv := []string{e.o.sluice, "run", "-c", cfgPath}
+	if e.o.profile != "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		argv = append([]string{self, "sluice", "-c", cfgPath}, e.profFlags(name)...)
+	}
+	p, _, err := startProc(name, serverCPU, e.logPath(name), argv...)
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	t := &target{name: name, addr: addr, proc: p}
+	if err := waitReady(p, addr); err != nil {
+		return nil, fmt.Errorf("%w; its log ends: %s", err, p.tail())
+	}
+	return t, nil
+}
+
+// startHAProxy runs HAProxy in TCP mode with one thread in front of
+// upstream, with or without option splice-auto.
+func (e *env) startHAProxy(name, upstream string, splice bool) (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	opt := ""
+	if splice {
+		opt = "    option splice-auto\n"
+	}
+	cfg := fmt.Sprintf(`global
+    nbthread 1
+    maxconn 50000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 5m
+    timeout server 5m
+listen bench
+    bind %s
+%s    server up %s
+`, addr, opt, upstream)
+	path := e.path(name + ".cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	// -db: stay in the foreground, no daemon, no master process, so the
+	// PID is the one process doing the work.
+	p, _, err := startProc(name, serverCPU, e.logPath(name), e.o.haproxy, "-db", "-f", path)
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	t := &target{name: name, addr: addr, proc: p}
+	return t, waitReady(p, addr)
+}
+
+// haveHAProxy reports whether the haproxy binary can be run.
+func (e *env) haveHAProxy() bool {
+	_, err := exec.LookPath(e.o.haproxy)
+	return err == nil
+}
+
+// sluiceHas reports whether the sluice binary accepts cfgPath, which tells
+// whether a handler (proxy) exists in this build.
+func (e *env) sluiceHas(cfgPath string) (bool, string) {
+	out, err := exec.Command(e.o.sluice, "validate", "-c", cfgPath).CombinedOutput()
+	return err == nil, strings.TrimSpace(string(out))
+}
+
+// measure runs one scenario against t and reads t's CPU time around it.
+// cpu is -1 when t has no process of its own (a direct connection).
+func measure(t *target, run func(addr string) (loadResult, error)) (loadResult, time.Duration, error) {
+	var before time.Duration
+	var err error
+	if t.proc != nil {
+		if before, err = t.proc.cpuTime(); err != nil {
+			return loadResult{}, 0, err
+		}
+	}
+	r, err := run(t.addr)
+	if err != nil {
+		return r, 0, fmt.Errorf("%s: %w", t.name, err)
+	}
+	if t.proc == nil {
+		return r, -1, nil
+	}
+	after, err := t.proc.cpuTime()
+	if err != nil {
+		return r, 0, err
+	}
+	return r, after - before, nil
+}
+
+// rotate returns ts starting at round r, so that no target is always
+// measured first (right after a quiet moment) or last.
+func rotate(ts []*target, r int) []*target {
+	out := make([]*target, 0, len(ts))
+	for i := range ts {
+		out = append(out, ts[(i+r)%len(ts)])
+	}
+	return out
+}
+
+// profFlags asks a server started by the harness for profiles, when -profile
+// is set.
+func (e *env) profFlags(name string) []string {
+	if e.o.profile == "" {
+		return nil
+	}
+	return []string{
+		"-cpuprofile", filepath.Join(e.o.profile, name+".cpu.pprof"),
+		"-memprofile", filepath.Join(e.o.profile, name+".heap.pprof"),
+	}
+}

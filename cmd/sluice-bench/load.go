@@ -1,0 +1,264 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The load scenarios. Each runs for a bounded time against one address and
+// returns what the client saw; the caller reads the server's CPU time
+// around it. All traffic stays on loopback.
+
+// loadResult is one scenario run as the client saw it.
+type loadResult struct {
+	ops     float64 // ping-pongs, connections, or bytes echoed back
+	elapsed time.Duration
+	lat     []time.Duration // sorted round-trip times (ping-pong only)
+}
+
+// dialer spreads client connections over many loopback source addresses,
+// so that the TIME_WAIT sockets a connection-rate run leaves behind never
+// exhaust one address's ephemeral ports.
+type dialer struct{ n atomic.Uint32 }
+
+func (d *dialer) dial(addr string) (*net.TCPConn, error) {
+	i := d.n.Add(1)
+	local := &net.TCPAddr{IP: net.IPv4(127, 1, byte(i/200%200+1), byte(i%200+1))}
+	c, err := (&net.Dialer{LocalAddr: local, Timeout: 5 * time.Second}).Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+var clients dialer
+
+// throughput streams size-byte writes on conns connections for d while
+// reading the echo back, then half-closes and drains. ops is the number of
+// bytes echoed back.
+func throughput(addr string, conns, size int, d time.Duration) (loadResult, error) {
+	cs, err := dialN(addr, conns)
+	if err != nil {
+		return loadResult{}, err
+	}
+	var total atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*conns)
+	start := time.Now()
+	for _, c := range cs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, size)
+			for !stop.Load() {
+				if _, err := c.Write(buf); err != nil {
+					errs <- fmt.Errorf("throughput write: %w", err)
+					break
+				}
+			}
+			_ = c.CloseWrite()
+		}()
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			var n int64
+			for {
+				m, err := c.Read(buf)
+				n += int64(m)
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						errs <- fmt.Errorf("throughput read: %w", err)
+					}
+					break
+				}
+			}
+			total.Add(n)
+		}()
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return loadResult{}, err
+	}
+	return loadResult{ops: float64(total.Load()), elapsed: elapsed}, nil
+}
+
+// pingPong sends one size-byte message at a time on each of conns
+// connections and waits for its echo, for d. ops counts round trips.
+func pingPong(addr string, conns, size int, d time.Duration) (loadResult, error) {
+	cs, err := dialN(addr, conns)
+	if err != nil {
+		return loadResult{}, err
+	}
+	lats := make([][]time.Duration, conns)
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			out := make([]byte, size)
+			in := make([]byte, size)
+			l := make([]time.Duration, 0, 1<<14)
+			for {
+				t0 := time.Now()
+				if t0.After(end) {
+					break
+				}
+				if _, err := c.Write(out); err != nil {
+					errs <- fmt.Errorf("ping-pong write: %w", err)
+					return
+				}
+				if _, err := io.ReadFull(c, in); err != nil {
+					errs <- fmt.Errorf("ping-pong read: %w", err)
+					return
+				}
+				l = append(l, time.Since(t0))
+			}
+			lats[i] = l
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return loadResult{}, err
+	}
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	return loadResult{ops: float64(len(all)), elapsed: elapsed, lat: all}, nil
+}
+
+// connRate opens connections from workers goroutines for d: connect, one
+// 64-byte round trip, close. ops counts completed connections.
+func connRate(addr string, workers int, d time.Duration) (loadResult, error) {
+	var total atomic.Int64
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(d)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := make([]byte, 64)
+			in := make([]byte, 64)
+			for time.Now().Before(end) {
+				if err := oneConn(addr, msg, in); err != nil {
+					errs <- err
+					return
+				}
+				total.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return loadResult{}, err
+	}
+	return loadResult{ops: float64(total.Load()), elapsed: elapsed}, nil
+}
+
+func oneConn(addr string, msg, in []byte) error {
+	c, err := clients.dial(addr)
+	if err != nil {
+		return fmt.Errorf("connection rate: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.Write(msg); err != nil {
+		return fmt.Errorf("connection rate write: %w", err)
+	}
+	if _, err := io.ReadFull(c, in); err != nil {
+		return fmt.Errorf("connection rate read: %w", err)
+	}
+	return nil
+}
+
+// openIdle opens n connections, each after one round trip of msgSize
+// bytes, so that the server has read from every one of them and is now
+// waiting for more. The caller closes them.
+func openIdle(addr string, n, msgSize int) ([]*net.TCPConn, error) {
+	cs := make([]*net.TCPConn, n)
+	var next atomic.Int64
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := make([]byte, msgSize)
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				c, err := clients.dial(addr)
+				if err != nil {
+					errs <- fmt.Errorf("idle connection %d: %w", i, err)
+					return
+				}
+				cs[i] = c
+				if _, err := c.Write(msg); err == nil {
+					_, err = io.ReadFull(c, msg)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("idle connection %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		closeAll(cs)
+		return nil, err
+	}
+	return cs, nil
+}
+
+func closeAll(cs []*net.TCPConn) {
+	for _, c := range cs {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
+func dialN(addr string, n int) ([]*net.TCPConn, error) {
+	cs := make([]*net.TCPConn, 0, n)
+	for range n {
+		c, err := clients.dial(addr)
+		if err != nil {
+			closeAll(cs)
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+// percentile of sorted samples, p in [0,1].
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}

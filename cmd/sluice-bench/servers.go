@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// The baseline servers: the simplest goroutine-per-connection echo servers
+// Go offers. sluice's echo is judged against the cheaper of the two.
+var variants = map[string]func(*net.TCPConn){
+	// iocopy is io.Copy(c, c): on Linux the runtime splices socket to
+	// socket through a pipe, so bulk data is never copied to user space,
+	// but every small message pays two splice calls.
+	"iocopy": func(c *net.TCPConn) {
+		_, _ = io.Copy(c, c)
+	},
+	// loop is a plain read/write loop with a 16 KiB buffer per connection.
+	"loop": func(c *net.TCPConn) {
+		plainLoop(c)
+	},
+	// marker greets each connection with one 'M' byte and then echoes. The
+	// reload benchmark proxies to it to tell a new chain from the old one.
+	"marker": func(c *net.TCPConn) {
+		if _, err := c.Write([]byte{'M'}); err != nil {
+			return
+		}
+		plainLoop(c)
+	},
+}
+
+func plainLoop(c *net.TCPConn) {
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func serveCmd(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	variant := fs.String("variant", "loop", "iocopy, loop or marker")
+	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
+	var prof profiler
+	prof.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := prof.start(); err != nil {
+		return err
+	}
+	prof.stopOnTerm(nil)
+	serve, ok := variants[*variant]
+	if !ok {
+		return fmt.Errorf("serve: unknown variant %q", *variant)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	// The orchestrator reads the bound address from the first line.
+	fmt.Println(ln.Addr().String())
+	tl := ln.(*net.TCPListener)
+	for {
+		c, err := tl.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of descriptors and the like: back off, never spin.
+			fmt.Fprintln(os.Stderr, "serve: accept:", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go func() {
+			defer c.Close()
+			serve(c)
+			_ = c.CloseWrite()
+		}()
+	}
+}
