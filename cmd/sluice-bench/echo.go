@@ -186,18 +186,25 @@ const idleMsg = 32 << 10
 // that each made one idleMsg round trip and went quiet, and its RSS again.
 func idleRSS(e *env) error {
 	n := e.o.idleN
-	if e.nofile < uint64(3*n+64) {
-		e.note("RLIMIT_NOFILE is %d here (raising it needs CAP_SYS_RESOURCE), under the 3 descriptors per idle io.Copy connection (socket and splice pipe): go-iocopy connections that got no pipe fell back to a 32 KiB copy buffer", e.nofile)
+	// An idle io.Copy connection holds its splice pipe: three descriptors.
+	nCopy := n
+	if limit := int(e.nofile) - 512; 3*n > limit {
+		nCopy = limit / 3
+		e.note("go-iocopy held %d idle connections, not %d: RLIMIT_NOFILE is %d here (raising it needs CAP_SYS_RESOURCE) and an idle io.Copy connection takes three descriptors (its socket and a splice pipe)", nCopy, n, e.nofile)
 	}
 	c := newCollector()
-	starts := []func() (*target, error){
-		func() (*target, error) { return e.startGo(goIOCopy, "iocopy", serverCPU) },
-		func() (*target, error) { return e.startGo(goLoop, "loop", serverCPU) },
-		e.startSluiceEcho,
+	starts := []struct {
+		n     int
+		start func() (*target, error)
+	}{
+		{nCopy, func() (*target, error) { return e.startGo(goIOCopy, "iocopy", serverCPU) }},
+		{n, func() (*target, error) { return e.startGo(goLoop, "loop", serverCPU) }},
+		{n, e.startSluiceEcho},
 	}
 	var order []string
-	for _, start := range starts {
-		t, err := start()
+	for _, st := range starts {
+		n := st.n
+		t, err := st.start()
 		if err != nil {
 			return err
 		}

@@ -214,9 +214,13 @@ func openIdle(addr string, n, msgSize int) ([]*net.TCPConn, error) {
 					return
 				}
 				cs[i] = c
-				if _, err := c.Write(msg); err == nil {
+				// A server out of descriptors leaves connections in its
+				// backlog unanswered: fail, never hang.
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err = c.Write(msg); err == nil {
 					_, err = io.ReadFull(c, msg)
 				}
+				_ = c.SetDeadline(time.Time{})
 				if err != nil {
 					errs <- fmt.Errorf("idle connection %d: %w", i, err)
 					return
