@@ -183,7 +183,7 @@ func machine() Machine {
 		Date:   time.Now().UTC().Format("2006-01-02 15:04 MST"),
 		Go:     runtime.Version(),
 		OS:     runtime.GOOS + "/" + runtime.GOARCH,
-		CPUs:   runtime.NumCPU(),
+		CPUs:   onlineCPUs(),
 		CPU:    "unknown",
 		Kernel: "unknown",
 	}
@@ -208,3 +208,13 @@ func machine() Machine {
 }
 
 func (e *env) path(name string) string { return filepath.Join(e.o.workdir, name) }
+
+// onlineCPUs counts the machine's CPUs; runtime.NumCPU only sees the one
+// the harness is pinned to.
+func onlineCPUs() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	return strings.Count(string(b), "\nprocessor\t") + map[bool]int{true: 1}[strings.HasPrefix(string(b), "processor\t")]
+}

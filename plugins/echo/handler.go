@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
@@ -13,30 +14,65 @@ import (
 // ServeStream echoes until the client closes its side, then finishes
 // writing and half-closes ours, so that "socat -" style clients see every
 // byte back before EOF.
+//
+// When no middleware wrapped the connection, echo reads the socket itself
+// (see echoIdle): no buffer while the connection is quiet, a plain
+// read/write loop for small messages, and splice(2) once a read fills the
+// buffer. Behind a wrapper it runs a plain loop over the wrapper.
 func (h *Handler) ServeStream(_ context.Context, c *chain.Conn) error {
-	bufp := chain.GetBuffer()
-	defer chain.PutBuffer(bufp)
-	if err := echoLoop(c, *bufp); err != nil {
+	var err error
+	if r, ok := idleReader(c); ok {
+		err = echoIdle(c, r)
+	} else {
+		bufp := chain.GetBuffer()
+		err = echoLoop(c, *bufp)
+		chain.PutBuffer(bufp)
+	}
+	if err != nil {
 		return err
 	}
 	chain.CloseWrite(c.Conn)
 	return nil
 }
 
-// echoLoop copies c to itself with buf. With an idle timeout the deadline
+func idleReader(c *chain.Conn) (*chain.IdleReader, bool) {
+	if c.Wrapped() {
+		return nil, false
+	}
+	return chain.NewIdleReader(c.Conn)
+}
+
+// idler keeps the connection's deadline idle_timeout ahead. The deadline
 // is pushed forward only when a good part of it has passed, so a busy
 // connection does not pay for a timer update on every read.
+type idler struct {
+	c        net.Conn
+	idle     time.Duration
+	deadline time.Time
+}
+
+func (d *idler) refresh() error {
+	if d.idle <= 0 {
+		return nil
+	}
+	now := time.Now()
+	if d.deadline.Sub(now) >= d.idle-d.idle/4 {
+		return nil
+	}
+	d.deadline = now.Add(d.idle)
+	if err := d.c.SetDeadline(d.deadline); err != nil {
+		return fmt.Errorf("echo: set deadline: %w", err)
+	}
+	return nil
+}
+
+// echoLoop copies c to itself with buf, for connections a middleware
+// wrapped.
 func echoLoop(c *chain.Conn, buf []byte) error {
-	idle := c.IdleTimeout()
-	var deadline time.Time
+	d := idler{c: c, idle: c.IdleTimeout()}
 	for {
-		if idle > 0 {
-			if now := time.Now(); deadline.Sub(now) < idle-idle/4 {
-				deadline = now.Add(idle)
-				if err := c.SetDeadline(deadline); err != nil {
-					return fmt.Errorf("echo: set deadline: %w", err)
-				}
-			}
+		if err := d.refresh(); err != nil {
+			return err
 		}
 		n, rerr := c.Read(buf)
 		if n > 0 {

@@ -1,0 +1,98 @@
+package chain
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// IdleReader reads a socket without holding a buffer while the socket is
+// idle. A goroutine parked in net.Conn.Read keeps its buffer; with 32 KiB
+// per connection, ten thousand quiet connections would pin 320 MiB. An
+// IdleReader waits for readability through syscall.RawConn first and
+// takes a pooled buffer only once data is there, giving it back to the
+// pool as soon as a read would block.
+//
+// It reads the accepted socket directly, so a handler may use it only
+// when no middleware wrapped the connection (see Conn.Wrapped). Deadlines
+// set on the connection apply to its waits. It is not safe for concurrent
+// use.
+type IdleReader struct {
+	rc  syscall.RawConn
+	buf *[]byte
+	n   int
+	err error
+	// readFn is the method value r.read, made once so that a read does
+	// not allocate a closure.
+	readFn func(fd uintptr) bool
+}
+
+// NewIdleReader returns an IdleReader for c, or false when c is not a
+// socket that exposes its descriptor (a wrapper, a net.Pipe).
+func NewIdleReader(c net.Conn) (*IdleReader, bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	r := &IdleReader{rc: rc}
+	r.readFn = r.read
+	return r, true
+}
+
+// Read waits until the socket is readable, then reads into a pooled
+// buffer of BufferSize bytes. The bytes are valid until the next Read or
+// Release. At the end of the stream it returns io.EOF.
+func (r *IdleReader) Read() ([]byte, error) {
+	r.n, r.err = 0, nil
+	if err := r.rc.Read(r.readFn); err != nil {
+		// A deadline or a closed socket: the wait itself failed.
+		return nil, err
+	}
+	if r.err != nil {
+		return nil, os.NewSyscallError("read", r.err)
+	}
+	if r.n == 0 {
+		return nil, io.EOF
+	}
+	return (*r.buf)[:r.n], nil
+}
+
+// Buffered reports whether r holds a pooled buffer now.
+func (r *IdleReader) Buffered() bool { return r.buf != nil }
+
+// Release gives r's buffer back to the pool, if it holds one.
+func (r *IdleReader) Release() {
+	if r.buf != nil {
+		PutBuffer(r.buf)
+		r.buf = nil
+	}
+}
+
+// read is called by RawConn.Read with the socket's descriptor; returning
+// false parks the goroutine until the socket is readable.
+func (r *IdleReader) read(fd uintptr) bool {
+	if r.buf == nil {
+		r.buf = GetBuffer()
+	}
+	for {
+		n, err := syscall.Read(int(fd), *r.buf)
+		switch err {
+		case nil:
+			r.n = n
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			// Nothing to read: wait without the buffer.
+			r.Release()
+			return false
+		default:
+			r.err = err
+		}
+		return true
+	}
+}

@@ -1,0 +1,187 @@
+package chain
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxSplice is the most one splice call moves, and the pipe size asked
+// for: big enough that bulk data takes few calls.
+const maxSplice = 1 << 20
+
+// ErrNoPipe is returned by Splicer.Move when no pipe could be made (out
+// of descriptors); the caller can copy that chunk through a buffer.
+var ErrNoPipe = errors.New("splice: no pipe")
+
+// Splicer moves bytes from one socket to another with splice(2): socket
+// to pipe to socket, never through user space. It works like io.Copy
+// between two *net.TCPConn, one difference aside: io.Copy holds its pipe
+// (two descriptors and kernel buffers) while it waits for data, through
+// every quiet spell of the connection; a Splicer gives the pipe back to
+// a pool as soon as the source has nothing more to read, and waits
+// without it.
+//
+// Deadlines set on the connections apply to its waits. It is not safe for
+// concurrent use.
+type Splicer struct {
+	src, dst syscall.RawConn
+	p        *pipe
+	inPipe   int
+	moved    int
+	err      error
+	eof      bool
+	drainFn  func(fd uintptr) bool
+	pumpFn   func(fd uintptr) bool
+}
+
+// NewSplicer returns a Splicer from src to dst, or false when either is
+// not a TCP or Unix stream socket.
+func NewSplicer(dst, src net.Conn) (*Splicer, bool) {
+	if !spliceable(src) || !spliceable(dst) {
+		return nil, false
+	}
+	rs, err1 := src.(syscall.Conn).SyscallConn()
+	rd, err2 := dst.(syscall.Conn).SyscallConn()
+	if err1 != nil || err2 != nil {
+		return nil, false
+	}
+	s := &Splicer{src: rs, dst: rd}
+	s.drainFn = s.drain
+	s.pumpFn = s.pump
+	return s, true
+}
+
+func spliceable(c net.Conn) bool {
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
+}
+
+// Move waits until src is readable, then moves what it holds (up to
+// 1 MiB) to dst, and returns the number of bytes moved. At the end of src
+// it returns 0 and io.EOF. An error after bytes were taken from src
+// reports them too: they may be lost.
+func (s *Splicer) Move() (int, error) {
+	s.moved, s.err, s.eof = 0, nil, false
+	if err := s.src.Read(s.drainFn); err != nil {
+		return 0, err
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.eof {
+		return 0, io.EOF
+	}
+	for s.inPipe > 0 {
+		if err := s.dst.Write(s.pumpFn); err != nil {
+			return s.moved, err
+		}
+		if s.err != nil {
+			return s.moved, s.err
+		}
+	}
+	return s.moved, nil
+}
+
+// Release gives the pipe back to the pool, if the Splicer holds one with
+// nothing in it, and closes it otherwise (its bytes are lost anyway).
+func (s *Splicer) Release() {
+	if s.p == nil {
+		return
+	}
+	if s.inPipe == 0 {
+		pipePool.Put(s.p)
+	} else {
+		s.p.close()
+	}
+	s.p, s.inPipe = nil, 0
+}
+
+// drain splices from the source socket into the pipe; false parks the
+// goroutine until the socket is readable, the pipe given back meanwhile.
+func (s *Splicer) drain(fd uintptr) bool {
+	if s.p == nil {
+		p, _ := pipePool.Get().(*pipe)
+		if p == nil {
+			s.err = ErrNoPipe
+			return true
+		}
+		s.p = p
+	}
+	for {
+		n, err := unix.Splice(int(fd), nil, s.p.w, nil, maxSplice, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			// The pipe is empty here, so the socket is: wait without it.
+			s.Release()
+			return false
+		case err != nil:
+			s.err = os.NewSyscallError("splice", err)
+		case n == 0:
+			s.eof = true
+		default:
+			s.moved = int(n)
+			s.inPipe = int(n)
+		}
+		return true
+	}
+}
+
+// pump splices from the pipe into the destination socket; false parks the
+// goroutine until the socket is writable.
+func (s *Splicer) pump(fd uintptr) bool {
+	for s.inPipe > 0 {
+		n, err := unix.Splice(s.p.r, nil, int(fd), nil, s.inPipe, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			s.err = os.NewSyscallError("splice", err)
+			return true
+		}
+		s.inPipe -= int(n)
+	}
+	return true
+}
+
+// pipe is a pipe's two ends. Pipes live in a pool; one the pool drops is
+// closed by a cleanup once unreachable.
+type pipe struct {
+	r, w    int
+	cleanup runtime.Cleanup
+}
+
+func (p *pipe) close() {
+	p.cleanup.Stop()
+	_ = unix.Close(p.r)
+	_ = unix.Close(p.w)
+}
+
+var pipePool = sync.Pool{New: func() any {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return nil
+	}
+	// A larger pipe means fewer calls; the kernel may refuse (pipe-max-size),
+	// and the default 64 KiB works too.
+	_, _ = unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, maxSplice)
+	p := &pipe{r: fds[0], w: fds[1]}
+	p.cleanup = runtime.AddCleanup(p, func(fds [2]int) {
+		_ = unix.Close(fds[0])
+		_ = unix.Close(fds[1])
+	}, fds)
+	return p
+}}
