@@ -96,6 +96,9 @@ func (s *Supervisor) serve(g *generation, c *chain.Conn) {
 // the client went away, at warn otherwise. base is checked first so that a
 // quiet connection never builds its own logger.
 func logConnEnd(base hclog.Logger, c *chain.Conn, err error) {
+	if errors.Is(err, chain.ErrRejected) {
+		return // the rejecting handler logged it, with its reason
+	}
 	if err == nil {
 		if base.IsDebug() {
 			c.Logger().Debug("connection closed", "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut())
