@@ -46,7 +46,7 @@ func (p *payloadConn) Write(b []byte) (int, error) {
 }
 
 // trace logs one read or write: its length, and its first PayloadLimit
-// bytes as text when they are UTF-8 (hclog quotes them), else as hex.
+// bytes as a quoted string when they are UTF-8, else as hex.
 func (p *payloadConn) trace(direction string, b []byte) {
 	shown := b
 	if len(shown) > PayloadLimit {
@@ -59,7 +59,8 @@ func (p *payloadConn) trace(direction string, b []byte) {
 	}
 	args := []any{"direction", direction, "len", len(b), "truncated", len(b) > len(shown)}
 	if utf8.Valid(shown) {
-		args = append(args, "data", string(shown))
+		// Quote keeps a line break in the data on the log's one line.
+		args = append(args, "data", hclog.Quote(shown))
 	} else {
 		args = append(args, "data_hex", hex.EncodeToString(shown))
 	}

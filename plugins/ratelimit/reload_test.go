@@ -128,5 +128,3 @@ func waitStates(t *testing.T, h *harness, n int) {
 		waitABit()
 	}
 }
-
-
