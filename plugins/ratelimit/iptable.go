@@ -56,7 +56,10 @@ func newIPTable(r rate.Limit, burst, maxConns, maxEntries int) *ipTable {
 	if r > 0 {
 		// Tokens are only spent by admitted connections, all before the
 		// entry last went idle; burst/rate later the bucket is full.
-		t.idleTTL = time.Duration(math.Ceil(float64(burst) / float64(r) * float64(time.Second)))
+		// Clamped: a rate of one a century must not overflow into a
+		// negative TTL.
+		ttl := math.Ceil(float64(burst) / float64(r) * float64(time.Second))
+		t.idleTTL = time.Duration(min(ttl, float64(math.MaxInt64/2)))
 	}
 	return t
 }

@@ -108,3 +108,9 @@ func TestSourceKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestIPTableTTLOfATinyRateDoesNotOverflow(t *testing.T) {
+	if tb := newIPTable(1e-15, 10, 0, 1); tb.idleTTL <= 0 {
+		t.Fatalf("idle TTL %v, want a long positive one", tb.idleTTL)
+	}
+}

@@ -246,8 +246,8 @@ listeners:
 	go func() {
 		_, err := c.Write(payload)
 		if err == nil {
-			// Half-close must pass the throttling wrapper, or echo
-			// never finishes and the read below never sees EOF.
+			// Echo then finishes and closes; that half-close passes the
+			// wrapper is TestThrottledForwardsHalfClose's business.
 			err = c.(*net.TCPConn).CloseWrite()
 		}
 		werr <- err
