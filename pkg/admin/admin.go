@@ -43,6 +43,9 @@ const (
 type Supervisor interface {
 	Config() *config.Config
 	Status() []supervisor.ListenerStatus
+	// FlushBytes brings sluice_bytes_total up to date with the bytes of
+	// connections still open; /metrics calls it before each scrape.
+	FlushBytes()
 }
 
 // Reloader runs reloads for POST /reload and tells /status about the

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -25,7 +27,13 @@ func (a *Admin) routes(m *metrics.Metrics) http.Handler {
 	mux.HandleFunc("GET /{$}", a.index)
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /status", a.status)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+	// Open connections' bytes are added to the counters at scrape time,
+	// not per read: see supervisor.FlushBytes.
+	gather := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		a.sup.FlushBytes()
+		return m.Registry.Gather()
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{
 		ErrorLog:      a.errLog,
 		ErrorHandling: promhttp.ContinueOnError,
 		// Scrapes are cheap, but not free: a runaway scraper queues

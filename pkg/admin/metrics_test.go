@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -187,4 +188,41 @@ func TestMetricsBytesDirection(t *testing.T) {
 	if got := m.must(t, "sluice_connections_total", "listener", "s"); got != 3 {
 		t.Errorf("connections_total %v, want 3", got)
 	}
+}
+
+// A long-lived connection's bytes show while it is open, each scrape
+// exact to the byte, and are not counted again when it closes.
+func TestMetricsBytesOfOpenConnection(t *testing.T) {
+	f := newFixture(t, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	base := f.url(t)
+	addr, _ := f.sup.Addr("e")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sent := 0
+	for _, n := range []int{1500, 100000, 1} {
+		if _, err := c.Write(payload(n)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		sent += n
+		// echo counts a write once it returned, which may be just after
+		// the client read the bytes: poll rather than race it.
+		var in, out float64
+		waitFor(t, fmt.Sprintf("%d bytes each way counted on the open connection", sent), func() bool {
+			m := scrapeMetrics(t, base)
+			if v := m.must(t, "sluice_connections_active", "listener", "e"); v != 1 {
+				t.Fatalf("connections_active %v, want 1", v)
+			}
+			in = m.must(t, "sluice_bytes_total", "listener", "e", "direction", "in")
+			out = m.must(t, "sluice_bytes_total", "listener", "e", "direction", "out")
+			return in == float64(sent) && out == float64(sent)
+		})
+	}
+	_ = c.Close()
+	checkTraffic(t, base, "e", 1, float64(sent))
 }
