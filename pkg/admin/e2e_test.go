@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -124,5 +126,48 @@ func TestBinaryStartFailsOnAdminAddressInUse(t *testing.T) {
 	}
 	if log := p.log(); !strings.Contains(log, "admin.address") || !strings.Contains(log, "address already in use") {
 		t.Errorf("log does not name admin.address and the cause:\n%s", log)
+	}
+}
+
+// While connections drain after SIGTERM the endpoint stays up: /healthz
+// says draining and /metrics shows the connection until it closes.
+func TestBinaryEndpointUpWhileDraining(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, path, strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}), "drain_timeout: 5s", "drain_timeout: 1m", 1))
+	p := startSluice(t, path)
+	base := "http://" + p.waitLog(adminUp, 1)
+	eAddr, _ := listenerAddr(status(t, base), "e")
+	c, err := net.Dial("tcp", eAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, 2)); err != nil {
+		t.Fatal(err)
+	}
+
+	p.signal(syscall.SIGTERM)
+	waitFor(t, "/healthz to say draining", func() bool {
+		return do(t, "GET", base+"/healthz").code == http.StatusServiceUnavailable
+	})
+	if !refused(eAddr) {
+		t.Error("listener still accepts while draining")
+	}
+	m := scrapeMetrics(t, base)
+	if v := m.must(t, "sluice_connections_active", "listener", "e"); v != 1 {
+		t.Errorf("connections_active %v while draining, want 1", v)
+	}
+	if v := m.must(t, "sluice_bytes_total", "listener", "e", "direction", "in"); v != 2 {
+		t.Errorf("bytes in %v while draining, want 2", v)
+	}
+	_ = c.Close()
+	if code := p.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if !refused(strings.TrimPrefix(base, "http://")) {
+		t.Error("admin endpoint still accepts after exit")
 	}
 }

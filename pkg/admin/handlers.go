@@ -36,9 +36,11 @@ func (a *Admin) routes(m *metrics.Metrics) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{
 		ErrorLog:      a.errLog,
 		ErrorHandling: promhttp.ContinueOnError,
-		// Scrapes are cheap, but not free: a runaway scraper queues
-		// rather than piling up goroutines.
-		MaxRequestsInFlight: 4,
+		// Scrapes are cheap, but not free: concurrent ones share one
+		// collection, and a runaway scraper gets 503s rather than piling
+		// up goroutines.
+		CoalesceGather:      true,
+		MaxRequestsInFlight: 8,
 	}))
 	mux.HandleFunc("POST /reload", a.reload)
 	// A web page the operator visits must not be able to make their
