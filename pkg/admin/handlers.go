@@ -49,7 +49,7 @@ func (a *Admin) routes(m *metrics.Metrics) http.Handler {
 	return http.NewCrossOriginProtection().Handler(mux)
 }
 
-const index = `sluice admin endpoint
+const indexText = `sluice admin endpoint
 
 GET  /healthz   liveness: 200 ok (503 draining while shutting down)
 GET  /status    running config, listeners and last reload, as JSON
@@ -59,7 +59,7 @@ POST /reload    reload the config file, like SIGHUP; JSON result
 
 func (a *Admin) index(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte(index))
+	_, _ = w.Write([]byte(indexText))
 }
 
 func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
