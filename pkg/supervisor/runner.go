@@ -77,15 +77,18 @@ func (s *Supervisor) serve(g *generation, c *chain.Conn) {
 	g.metrics.Total.Inc()
 	g.metrics.Active.Inc()
 	g.open.Add(1)
+	live := &connBytes{c: c, m: g.metrics}
+	s.live.Store(c, live)
 	defer func() {
 		if p := recover(); p != nil {
 			c.Logger().Error("handler panicked; connection closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 		_ = c.Raw().Close()
+		// Bytes first: once the gauge reads 0, the byte counters are final.
+		live.flush()
+		s.live.Delete(c)
 		g.metrics.Active.Dec()
 		g.open.Add(-1)
-		g.metrics.BytesIn.Add(float64(c.BytesIn()))
-		g.metrics.BytesOut.Add(float64(c.BytesOut()))
 		g.remove(c)
 	}()
 	err := g.stream.ServeStream(g.ctx, c)

@@ -1,12 +1,10 @@
 package log_test
 
 import (
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 	"github.com/sluice-dev/sluice/pkg/registry"
 	logh "github.com/sluice-dev/sluice/plugins/log"
 )
@@ -36,17 +34,9 @@ func TestOptions(t *testing.T) {
 }
 
 func TestReadmeExamples(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(readme, -1)
-	if len(blocks) == 0 {
-		t.Fatal("README.md has no yaml example")
-	}
-	for i, b := range blocks {
-		if _, err := config.Parse("README.md.yaml", b[1]); err != nil {
-			t.Errorf("example %d: %v\n%s", i+1, err, b[1])
+	for i, cfg := range plugintest.CheckReadme(t, "README.md") {
+		if cfg.Listeners[0].Chain[0].Handler != "log" {
+			t.Errorf("example %d does not start with log", i+1)
 		}
 	}
 }

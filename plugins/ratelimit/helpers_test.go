@@ -163,3 +163,12 @@ func finish(t *testing.T, c net.Conn) {
 }
 
 func waitABit() { time.Sleep(5 * time.Millisecond) }
+
+func usesHandler(chain []config.Handler, name string) bool {
+	for _, h := range chain {
+		if h.Handler == name {
+			return true
+		}
+	}
+	return false
+}
