@@ -45,15 +45,23 @@ type Conn struct {
 // connection's own logger is derived from it only when first asked for,
 // so that a quiet connection costs no logger allocation.
 func NewConn(raw net.Conn, id uint64, listener string, idle time.Duration, base hclog.Logger) *Conn {
-	return &Conn{
-		Conn:        raw,
-		raw:         raw,
-		id:          id,
-		listener:    listener,
-		start:       time.Now(),
-		idleTimeout: idle,
-		baseLog:     base,
-	}
+	c := new(Conn)
+	c.Init(raw, id, listener, idle, base)
+	return c
+}
+
+// Init sets up a Conn in place, as NewConn does. It lets the supervisor
+// keep a Conn inside its own per-connection record, so that accepting a
+// connection costs one allocation, not two. Call it before the Conn is
+// used, never after.
+func (c *Conn) Init(raw net.Conn, id uint64, listener string, idle time.Duration, base hclog.Logger) {
+	c.Conn = raw
+	c.raw = raw
+	c.id = id
+	c.listener = listener
+	c.start = time.Now()
+	c.idleTimeout = idle
+	c.baseLog = base
 }
 
 // Raw returns the accepted socket, bypassing any middleware wrapper. Only

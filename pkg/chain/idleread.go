@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -39,9 +40,25 @@ func NewIdleReader(c net.Conn) (*IdleReader, bool) {
 	if err != nil {
 		return nil, false
 	}
-	r := &IdleReader{rc: rc}
-	r.readFn = r.read
+	r := idleReaders.Get().(*IdleReader)
+	r.rc = rc
 	return r, true
+}
+
+// IdleReaders are pooled: a connection's reader, with its callback, then
+// costs no allocation of its own.
+var idleReaders = sync.Pool{New: func() any {
+	r := new(IdleReader)
+	r.readFn = r.read
+	return r
+}}
+
+// Close releases r's buffer and gives r back to its pool. r must not be
+// used after; the connection itself stays open.
+func (r *IdleReader) Close() {
+	r.Release()
+	r.rc, r.n, r.err = nil, 0, nil
+	idleReaders.Put(r)
 }
 
 // Read waits until the socket is readable, then reads into a pooled

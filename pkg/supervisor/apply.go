@@ -91,6 +91,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 	// Commit: nothing below can fail the transaction.
 	drain := cfg.Shutdown.DrainTimeout
 	for _, st := range steps {
+		s.gens.add(st.gen)
 		if st.fresh {
 			st.r.gen.Store(st.gen)
 			s.runners[st.r.key] = st.r

@@ -37,8 +37,7 @@ func (b *connBytes) flush() {
 // FlushBytes adds the bytes moved so far by open connections to
 // sluice_bytes_total. The admin endpoint calls it before each scrape.
 func (s *Supervisor) FlushBytes() {
-	s.live.Range(func(_, v any) bool {
-		v.(*connBytes).flush()
-		return true
-	})
+	for _, g := range s.gens.list() {
+		g.flushBytes()
+	}
 }

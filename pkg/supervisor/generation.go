@@ -34,8 +34,12 @@ type generation struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// set is where the generation is registered once committed; nil
+	// before.
+	set *genSet
+
 	mu      sync.Mutex
-	conns   map[*chain.Conn]struct{}
+	conns   connList
 	retired bool
 	closed  bool
 	timer   *time.Timer
@@ -55,29 +59,28 @@ func newGeneration(cfg config.Listener, log hclog.Logger, handlers []any, stream
 		open:     open,
 		ctx:      ctx,
 		cancel:   cancel,
-		conns:    make(map[*chain.Conn]struct{}),
 		done:     make(chan struct{}),
 	}
 }
 
-// add registers c; it fails once the generation has been closed, and the
+// add registers t; it fails once the generation has been closed, and the
 // caller then takes the listener's current generation instead.
-func (g *generation) add(c *chain.Conn) bool {
+func (g *generation) add(t *tracked) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return false
 	}
-	g.conns[c] = struct{}{}
+	g.conns.push(t)
 	return true
 }
 
-// remove forgets c and closes a retired generation whose last connection
+// remove forgets t and closes a retired generation whose last connection
 // this was.
-func (g *generation) remove(c *chain.Conn) {
+func (g *generation) remove(t *tracked) {
 	g.mu.Lock()
-	delete(g.conns, c)
-	last := g.retired && len(g.conns) == 0
+	g.conns.remove(t)
+	last := g.retired && g.conns.n == 0
 	g.mu.Unlock()
 	if last {
 		g.close()
@@ -88,7 +91,17 @@ func (g *generation) remove(c *chain.Conn) {
 func (g *generation) active() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.conns)
+	return g.conns.n
+}
+
+// flushBytes brings sluice_bytes_total up to date with the bytes of the
+// generation's open connections.
+func (g *generation) flushBytes() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for t := g.conns.head; t != nil; t = t.next {
+		t.bytes.flush()
+	}
 }
 
 // retire stops the generation from taking new work. Its handlers are
@@ -101,7 +114,7 @@ func (g *generation) retire(drain time.Duration) {
 		return
 	}
 	g.retired = true
-	empty := len(g.conns) == 0
+	empty := g.conns.n == 0
 	if !empty {
 		g.timer = time.AfterFunc(drain, g.close)
 	}
@@ -123,11 +136,14 @@ func (g *generation) close() {
 	if g.timer != nil {
 		g.timer.Stop()
 	}
-	forced := make([]*chain.Conn, 0, len(g.conns))
-	for c := range g.conns {
-		forced = append(forced, c)
+	forced := make([]*chain.Conn, 0, g.conns.n)
+	for t := g.conns.head; t != nil; t = t.next {
+		forced = append(forced, &t.conn)
 	}
 	g.mu.Unlock()
+	if g.set != nil {
+		g.set.remove(g)
+	}
 
 	if len(forced) > 0 {
 		g.log.Info("drain timeout: closing remaining connections", "connections", len(forced))

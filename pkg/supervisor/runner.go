@@ -56,40 +56,41 @@ func (r *runner) stop() {
 // handle starts the goroutine that serves one accepted connection. The
 // generation is read once: the connection keeps that chain to its end.
 func (r *runner) handle(nc net.Conn) {
+	t := new(tracked)
 	for {
 		g := r.gen.Load()
-		c := chain.NewConn(nc, r.s.connID.Add(1), g.cfg.Name, g.cfg.IdleTimeout, g.log)
-		if !g.add(c) {
+		t.conn.Init(nc, r.s.connID.Add(1), g.cfg.Name, g.cfg.IdleTimeout, g.log)
+		t.g = g
+		t.bytes.c, t.bytes.m = &t.conn, g.metrics
+		if !g.add(t) {
 			// Retired and closed between Load and add: a newer
 			// generation has been swapped in; take that one.
 			continue
 		}
 		r.s.wg.Add(1)
-		go r.s.serve(g, c)
+		go r.s.serve(t)
 		return
 	}
 }
 
-// serve runs the chain on c and cleans up after it, whatever the chain
+// serve runs the chain on t and cleans up after it, whatever the chain
 // does: a panic closes this connection only.
-func (s *Supervisor) serve(g *generation, c *chain.Conn) {
+func (s *Supervisor) serve(t *tracked) {
 	defer s.wg.Done()
+	g, c := t.g, &t.conn
 	g.metrics.Total.Inc()
 	g.metrics.Active.Inc()
 	g.open.Add(1)
-	live := &connBytes{c: c, m: g.metrics}
-	s.live.Store(c, live)
 	defer func() {
 		if p := recover(); p != nil {
 			c.Logger().Error("handler panicked; connection closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 		_ = c.Raw().Close()
 		// Bytes first: once the gauge reads 0, the byte counters are final.
-		live.flush()
-		s.live.Delete(c)
+		t.bytes.flush()
 		g.metrics.Active.Dec()
 		g.open.Add(-1)
-		g.remove(c)
+		g.remove(t)
 	}()
 	err := g.stream.ServeStream(g.ctx, c)
 	logConnEnd(g.log, c, err)

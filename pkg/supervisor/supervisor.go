@@ -35,8 +35,9 @@ type Supervisor struct {
 	// generations and sockets a name has had.
 	open map[string]*atomic.Int64
 
-	// live holds each open connection's connBytes (see FlushBytes).
-	live sync.Map // *chain.Conn → *connBytes
+	// gens holds the generations that may have open connections (see
+	// FlushBytes).
+	gens genSet
 
 	connID atomic.Uint64
 	forced atomic.Int64

@@ -15,7 +15,7 @@ import (
 // the bytes inside the kernel instead of copying them through user space.
 // In both modes a quiet connection waits without a buffer or a pipe.
 func echoIdle(c *chain.Conn, r *chain.IdleReader) error {
-	defer r.Release()
+	defer r.Close()
 	d := idler{c: c.Conn, idle: c.IdleTimeout()}
 	for {
 		if err := d.refresh(); err != nil {
