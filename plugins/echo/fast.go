@@ -28,6 +28,9 @@ func echoIdle(c *chain.Conn, r *chain.IdleReader) error {
 			}
 			if n == chain.BufferSize {
 				if s, ok := chain.NewSplicer(c.Conn, c.Conn); ok {
+					if testHookSplice != nil {
+						testHookSplice()
+					}
 					r.Release()
 					return echoSplice(c, s, r, &d)
 				}
@@ -41,6 +44,10 @@ func echoIdle(c *chain.Conn, r *chain.IdleReader) error {
 		}
 	}
 }
+
+// testHookSplice, set by tests only, runs when a connection switches to
+// splice.
+var testHookSplice func()
 
 func echoWrite(c *chain.Conn, p []byte) error {
 	c.AddIn(int64(len(p)))

@@ -1,0 +1,81 @@
+package chain_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+func TestIdleReaderHoldsNoBufferWhileWaiting(t *testing.T) {
+	client, server := tcpPair(t)
+	r, ok := chain.NewIdleReader(server)
+	if !ok {
+		t.Fatal("no IdleReader for a TCP socket")
+	}
+	defer r.Close()
+
+	if _, err := client.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Read()
+	if err != nil || string(p) != "hello" {
+		t.Fatalf("Read = %q, %v", p, err)
+	}
+	if !r.Buffered() {
+		t.Error("no buffer held right after a read that returned data")
+	}
+
+	// Nothing more comes: the wait ends at the deadline, and the buffer
+	// went back to the pool before the wait began.
+	server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := r.Read(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read on a quiet socket = %v, want a deadline error", err)
+	}
+	if r.Buffered() {
+		t.Error("buffer held while waiting for data")
+	}
+
+	server.SetReadDeadline(time.Time{})
+	client.Write([]byte("again"))
+	client.CloseWrite()
+	if p, err := r.Read(); err != nil || string(p) != "again" {
+		t.Fatalf("Read = %q, %v", p, err)
+	}
+	if _, err := r.Read(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Read after the peer's close = %v, want EOF", err)
+	}
+}
+
+func TestIdleReaderRefusesWrappers(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, ok := chain.NewIdleReader(a); ok {
+		t.Error("IdleReader over a net.Pipe, which has no descriptor")
+	}
+}

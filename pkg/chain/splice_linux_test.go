@@ -1,0 +1,103 @@
+package chain
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func pair(t *testing.T) (client, server *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// TestSplicerMovesEverything: A's bytes reach D through the B→C splice,
+// intact, and the end of A shows as EOF.
+func TestSplicerMovesEverything(t *testing.T) {
+	a, b := pair(t)
+	c, d := pair(t)
+	s, ok := NewSplicer(c, b)
+	if !ok {
+		t.Fatal("no Splicer between TCP sockets")
+	}
+	defer s.Release()
+
+	payload := make([]byte, 3<<20+17)
+	rand.Read(payload)
+	go func() {
+		a.Write(payload)
+		a.CloseWrite()
+	}()
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(d)
+		got <- b
+	}()
+	var moved int
+	for {
+		n, err := s.Move()
+		moved += n
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Move: %v after %d bytes", err, moved)
+		}
+	}
+	c.CloseWrite()
+	if moved != len(payload) {
+		t.Errorf("moved %d bytes, want %d", moved, len(payload))
+	}
+	if b := <-got; !bytes.Equal(b, payload) {
+		t.Errorf("received %d bytes, not the %d sent", len(b), len(payload))
+	}
+}
+
+// TestSplicerWaitsWithoutPipe: once the source is drained, the Splicer
+// waits for more without holding its pipe.
+func TestSplicerWaitsWithoutPipe(t *testing.T) {
+	a, b := pair(t)
+	c, d := pair(t)
+	s, ok := NewSplicer(c, b)
+	if !ok {
+		t.Fatal("no Splicer between TCP sockets")
+	}
+	defer s.Release()
+	a.Write([]byte("ping"))
+	if n, err := s.Move(); err != nil || n != 4 {
+		t.Fatalf("Move = %d, %v", n, err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(d, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	if s.p == nil {
+		t.Fatal("no pipe held while bytes flow")
+	}
+	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := s.Move(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Move on a quiet source = %v, want a deadline error", err)
+	}
+	if s.p != nil {
+		t.Error("pipe held while waiting for data")
+	}
+}
