@@ -43,6 +43,8 @@ type Figure struct {
 	Ratios  []Ratio `json:"ratios"`
 	// Limit is an absolute target for the subject (0: none).
 	Limit float64 `json:"limit,omitempty"`
+	// Rounds are the raw per-round values by target, in round order.
+	Rounds map[string][]float64 `json:"rounds,omitempty"`
 }
 
 // Value is one target's median.
@@ -52,8 +54,8 @@ type Value struct {
 }
 
 // Ratio is the median over rounds of subject/baseline, each round's pair
-// measured back to back. When the baseline names several targets, each
-// round takes the better of them.
+// measured back to back. When the baseline names several targets, it is
+// the one with the better median.
 type Ratio struct {
 	Subject  string  `json:"subject"`
 	Baseline string  `json:"baseline"`
@@ -94,29 +96,33 @@ func (c *collector) median(target, metric string) float64 {
 	return median(xs)
 }
 
-// ratio is the median over rounds of subject/best(baselines).
+// ratio is the median over rounds of subject/baseline, where baseline is
+// the best of baselines by median. Picking the better one per round
+// instead would compare with the minimum of two noisy samples, which is
+// biased low: it would charge the subject for the noise.
 func (c *collector) ratio(subject string, baselines []string, metric string, lower bool) float64 {
+	base := ""
+	best := math.NaN()
+	for _, b := range baselines {
+		v := c.median(b, metric)
+		if math.IsNaN(v) {
+			continue
+		}
+		if math.IsNaN(best) || (lower && v < best) || (!lower && v > best) {
+			best, base = v, b
+		}
+	}
+	if base == "" {
+		return math.NaN()
+	}
 	var xs []float64
 	for r, m := range c.rounds[subject] {
 		s, ok := m[metric]
-		if !ok {
+		if !ok || r >= len(c.rounds[base]) {
 			continue
 		}
-		best := math.NaN()
-		for _, b := range baselines {
-			if r >= len(c.rounds[b]) {
-				continue
-			}
-			v, ok := c.rounds[b][r][metric]
-			if !ok {
-				continue
-			}
-			if math.IsNaN(best) || (lower && v < best) || (!lower && v > best) {
-				best = v
-			}
-		}
-		if !math.IsNaN(best) && best != 0 {
-			xs = append(xs, s/best)
+		if v, ok := c.rounds[base][r][metric]; ok && v != 0 {
+			xs = append(xs, s/v)
 		}
 	}
 	return median(xs)
@@ -145,9 +151,15 @@ type ratioSpec struct {
 // figure turns a collector's metric into a Figure over targets.
 func figure(c *collector, key, section, name, unit, metric string, lower bool, targets []string, ratios ...ratioSpec) Figure {
 	f := Figure{Key: key, Section: section, Name: name, Unit: unit, Lower: lower}
+	f.Rounds = map[string][]float64{}
 	for _, t := range targets {
 		if v := c.median(t, metric); !math.IsNaN(v) {
 			f.Values = append(f.Values, Value{Target: t, Median: v})
+		}
+		for _, m := range c.rounds[t] {
+			if v, ok := m[metric]; ok {
+				f.Rounds[t] = append(f.Rounds[t], v)
+			}
 		}
 	}
 	for _, r := range ratios {
