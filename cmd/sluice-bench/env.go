@@ -108,9 +108,13 @@ func (e *env) startHAProxy(name, upstream string, splice bool) (*target, error) 
 	if splice {
 		opt = "    option splice-auto\n"
 	}
+	// HAProxy refuses to start when maxconn needs more descriptors than
+	// RLIMIT_NOFILE allows: two sockets per proxied connection, and with
+	// splice-auto its pipes on top.
+	maxconn := min(50000, (int(e.nofile)-200)/4)
 	cfg := fmt.Sprintf(`global
     nbthread 1
-    maxconn 50000
+    maxconn %d
 defaults
     mode tcp
     timeout connect 5s
@@ -119,7 +123,7 @@ defaults
 listen bench
     bind %s
 %s    server up %s
-`, addr, opt, upstream)
+`, maxconn, addr, opt, upstream)
 	path := e.path(name + ".cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err

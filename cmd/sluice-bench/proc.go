@@ -169,7 +169,7 @@ func waitReady(p *proc, addr string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if p != nil && !p.alive() {
-			return fmt.Errorf("%s exited before serving %s", p.name, addr)
+			return fmt.Errorf("%s exited before serving %s; its log ends: %s", p.name, addr, p.tail())
 		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
