@@ -30,16 +30,20 @@ listeners:
       - handler: echo
 `
 
-func (e *env) startSluiceEcho() (*target, error) {
+func (e *env) startSluiceEcho() (*target, error) { return e.startSluiceEchoAs(sluiceT, e.o.sluice) }
+
+// startSluiceEchoAs runs the sluice binary bin as target name on the echo
+// config.
+func (e *env) startSluiceEchoAs(name, bin string) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	path := e.path("sluice-echo.yaml")
+	path := e.path(name + "-echo.yaml")
 	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceEchoConfig, addr), 0o644); err != nil {
 		return nil, err
 	}
-	return e.startSluice(sluiceT, path, addr)
+	return e.startSluiceBin(name, bin, path, addr)
 }
 
 // echoTargets starts the two baselines and sluice, all on the server CPU.
@@ -56,7 +60,27 @@ func (e *env) echoTargets() ([]*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []*target{a, b, s}, nil
+	ts := []*target{a, b, s}
+	if e.o.compare != "" {
+		c, err := e.startSluiceEchoAs(compareT, e.o.compare)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, c)
+	}
+	return ts, nil
+}
+
+// compareT is the target name of the -compare binary: another build of
+// sluice measured in the same rounds, to A/B a change.
+const compareT = "sluice-compare"
+
+// withCompare adds, under -compare, a ratio of sluice to the other build.
+func (e *env) withCompare(rs []ratioSpec) []ratioSpec {
+	if e.o.compare == "" || len(rs) == 0 {
+		return rs
+	}
+	return append(rs, ratioSpec{sluiceT, []string{compareT}, "the -compare build", 0})
 }
 
 // rounds warms every target up, then measures them in turn, round after
@@ -114,9 +138,9 @@ func echoThroughput(e *env) error {
 	const sec = "Echo throughput (10 connections, 16 KiB writes)"
 	e.res.Figures = append(e.res.Figures,
 		figure(c, "echo.throughput.rate", sec, "throughput", "MB/s", "MBps", false, names(ts),
-			ratioSpec{sluiceT, goBoth, "better Go echo", 0}),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0}})...),
 		figure(c, "echo.throughput.cpu", sec, "server CPU per GB echoed", "ms/GB", "cpu_ms_per_GB", true, names(ts),
-			ratioSpec{sluiceT, goBoth, "cheaper Go echo", 1.05}),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05}})...),
 	)
 	return nil
 }
@@ -138,7 +162,7 @@ func echoPingPong(e *env) error {
 			if metric == "cpu_us_per_op" {
 				label = "cheaper Go echo"
 			}
-			return []ratioSpec{{sluiceT, goBoth, label, target}}
+			return e.withCompare([]ratioSpec{{sluiceT, goBoth, label, target}})
 		})...)
 	return nil
 }
@@ -168,9 +192,9 @@ func echoConnRate(e *env) error {
 	const sec = "Connection rate (connect, one 64-byte round trip, close; 4 clients)"
 	e.res.Figures = append(e.res.Figures,
 		figure(c, "echo.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
-			ratioSpec{sluiceT, goBoth, "better Go echo", 0}),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0}})...),
 		figure(c, "echo.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
-			ratioSpec{sluiceT, goBoth, "cheaper Go echo", 0}),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 0}})...),
 	)
 	return nil
 }

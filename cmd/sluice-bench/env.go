@@ -77,8 +77,14 @@ func (e *env) startGo(name, variant string, cpu int) (*target, error) {
 // startSluice writes cfg (a YAML body with %s placeholders filled by the
 // caller) and runs sluice on it, on the server CPU.
 func (e *env) startSluice(name, cfgPath, addr string) (*target, error) {
-	argv := []string{e.o.sluice, "run", "-c", cfgPath}
-	if e.o.profile != "" {
+	return e.startSluiceBin(name, e.o.sluice, cfgPath, addr)
+}
+
+func (e *env) startSluiceBin(name, bin, cfgPath, addr string) (*target, error) {
+	argv := []string{bin, "run", "-c", cfgPath}
+	// Only the build under test runs in-process for profiling; a -compare
+	// build is a binary of its own.
+	if e.o.profile != "" && bin == e.o.sluice {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
