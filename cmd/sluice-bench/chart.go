@@ -35,28 +35,34 @@ func writeChart(res, before *Results, path string) error {
 	if len(bars) == 0 {
 		return nil
 	}
-	// Top to bottom in report order: the Y axis grows upwards.
+	// Top to bottom in report order: the Y axis grows upwards. Bars are
+	// cut at xMax, and every bar carries its value, so a far outlier
+	// neither hides the others nor its own size.
+	const xMax = 2.5
 	n := len(bars)
 	labels := make([]string, n)
 	now := make(plotter.Values, n)
 	was := make(plotter.Values, n)
-	maxX := 1.2
+	var nowText, wasText plotter.XYLabels
 	for i, b := range bars {
 		j := n - 1 - i
-		labels[j] = b.label
-		now[j] = clampNaN(b.now)
-		was[j] = clampNaN(b.before)
-		maxX = math.Max(maxX, math.Max(now[j], was[j]))
+		labels[j] = "   " + b.label // room for the font's overhang at the left edge
+		now[j] = math.Min(clampNaN(b.now), xMax)
+		was[j] = math.Min(clampNaN(b.before), xMax)
+		nowText.XYs = append(nowText.XYs, plotter.XY{X: now[j] + 0.02, Y: float64(j)})
+		nowText.Labels = append(nowText.Labels, fmtRatio(b.now))
+		wasText.XYs = append(wasText.XYs, plotter.XY{X: was[j] + 0.02, Y: float64(j)})
+		wasText.Labels = append(wasText.Labels, fmtRatio(b.before))
 	}
 
 	p := plot.New()
 	p.Title.Text = "sluice relative to its baselines (1 = baseline, lower is better)"
 	p.X.Label.Text = "relative cost (rates and throughput inverted)"
 	p.X.Min = 0
-	p.X.Max = math.Min(maxX*1.05, 5)
+	p.X.Max = xMax + 0.3
 	p.Add(plotter.NewGrid())
 
-	h := vg.Points(10)
+	h := vg.Points(9)
 	barNow, err := plotter.NewBarChart(now, h)
 	if err != nil {
 		return err
@@ -77,7 +83,17 @@ func writeChart(res, before *Results, path string) error {
 		p.Add(barWas)
 		p.Legend.Add("before", barWas)
 		p.Legend.Add("now", barNow)
-		p.Legend.Top = true
+		p.Legend.Top = false
+		p.Legend.Left = false
+		p.Legend.XOffs = -vg.Points(12)
+		if err := addLabels(p, wasText, 0.25); err != nil {
+			return err
+		}
+		if err := addLabels(p, nowText, -0.25); err != nil {
+			return err
+		}
+	} else if err := addLabels(p, nowText, 0); err != nil {
+		return err
 	}
 	p.Add(barNow)
 	one, err := plotter.NewLine(plotter.XYs{{X: 1, Y: -0.5}, {X: 1, Y: float64(n) - 0.5}})
@@ -88,7 +104,31 @@ func writeChart(res, before *Results, path string) error {
 	one.Width = vg.Points(1.5)
 	p.Add(one)
 	p.NominalY(labels...)
-	return p.Save(10*vg.Inch, vg.Length(1.5+0.28*float64(n))*vg.Inch, path)
+	return p.Save(10*vg.Inch, vg.Length(1.5+0.3*float64(n))*vg.Inch, path)
+}
+
+// addLabels writes each bar's value beside it, dy bars up or down.
+func addLabels(p *plot.Plot, l plotter.XYLabels, dy float64) error {
+	for i := range l.XYs {
+		l.XYs[i].Y += dy
+	}
+	labels, err := plotter.NewLabels(l)
+	if err != nil {
+		return err
+	}
+	for i := range labels.TextStyle {
+		labels.TextStyle[i].Font.Size = vg.Points(7)
+		labels.TextStyle[i].YAlign = -0.5
+	}
+	p.Add(labels)
+	return nil
+}
+
+func fmtRatio(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 // cost turns a ratio into relative cost: inverted when higher is better.
@@ -109,26 +149,36 @@ func clampNaN(v float64) float64 {
 var shortSections = map[string]string{
 	"echo.throughput":  "echo bulk",
 	"echo.pingpong":    "echo ping-pong",
-	"echo.connrate":    "echo conn rate",
+	"echo.connrate":    "echo conn",
 	"idle.rss":         "idle",
 	"proxy.throughput": "proxy bulk",
 	"proxy.pingpong":   "proxy ping-pong",
 	"reload.latency":   "reload",
 }
 
+// shortMetrics name a figure's metric in a chart label, by the last part
+// of its key.
+var shortMetrics = map[string]string{
+	"rate": "rate", "cpu": "CPU", "p50": "p50", "p99": "p99", "p999": "p99.9",
+	"rss": "RSS/conn", "latency": "latency",
+}
+
 func chartLabel(f Figure, r Ratio) string {
-	parts := strings.SplitN(f.Key, ".", 3)
-	sec := f.Section
+	parts := strings.Split(f.Key, ".")
+	sec, name := f.Section, f.Name
 	if len(parts) >= 2 {
 		if s, ok := shortSections[parts[0]+"."+parts[1]]; ok {
 			sec = s
 		}
+		if m, ok := shortMetrics[parts[len(parts)-1]]; ok {
+			name = m
+		}
 	}
-	name := f.Name
-	if sec == "reload" {
-		name = "latency"
+	if name == "CPU" {
+		name = "CPU/" + strings.TrimPrefix(strings.TrimPrefix(f.Unit, "ms/"), "µs/")
 	}
-	label := fmt.Sprintf("%s: %s vs %s", sec, name, r.Baseline)
+	base := strings.NewReplacer("better ", "", "cheaper ", "", "leaner ", "", "the -compare build", "-compare").Replace(r.Baseline)
+	label := fmt.Sprintf("%s %s vs %s", sec, name, base)
 	if !f.Lower {
 		label += " (1/x)"
 	}
