@@ -8,15 +8,25 @@ import (
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
+// Bulk data is told from small messages by the reads: one that fills the
+// whole buffer, or bulkReads reads in a row of at least bulkRead bytes (a
+// sender slower than sluice never fills the buffer, however much it
+// sends).
+const (
+	bulkRead  = chain.BufferSize / 4
+	bulkReads = 4
+)
+
 // echoIdle echoes on the accepted socket itself. Small messages take a
 // read/write loop: one read and one write each, as cheap as the simplest
-// Go echo. A read that fills the whole buffer means bulk data, and then
-// the connection switches, for good, to splice(2) (echoSplice), which moves
-// the bytes inside the kernel instead of copying them through user space.
-// In both modes a quiet connection waits without a buffer or a pipe.
+// Go echo. Once the reads show bulk data, the connection switches, for
+// good, to splice(2) (echoSplice), which moves the bytes inside the kernel
+// instead of copying them through user space. In both modes a quiet
+// connection waits without a buffer or a pipe.
 func echoIdle(c *chain.Conn, r *chain.IdleReader) error {
 	defer r.Close()
 	d := idler{c: c.Conn, idle: c.IdleTimeout()}
+	big := 0
 	for {
 		if err := d.refresh(); err != nil {
 			return err
@@ -26,7 +36,12 @@ func echoIdle(c *chain.Conn, r *chain.IdleReader) error {
 			if err := echoWrite(c, p); err != nil {
 				return err
 			}
-			if n == chain.BufferSize {
+			if n >= bulkRead {
+				big++
+			} else {
+				big = 0
+			}
+			if n == chain.BufferSize || big >= bulkReads {
 				if s, ok := chain.NewSplicer(c.Conn, c.Conn); ok {
 					if testHookSplice != nil {
 						testHookSplice()

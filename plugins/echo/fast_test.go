@@ -87,6 +87,28 @@ func TestBulkSwitchesToSplice(t *testing.T) {
 	}
 }
 
+// TestPacedBulkSwitchesToSplice: a sender that waits for each 16 KiB
+// block's echo never fills the buffer, and still gets spliced.
+func TestPacedBulkSwitchesToSplice(t *testing.T) {
+	c, res, spliced := run(t, 0, false)
+	block := make([]byte, 16<<10)
+	rand.Read(block)
+	got := make([]byte, len(block))
+	for i := range 8 {
+		c.Write(block)
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, block) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	c.CloseWrite()
+	if r := <-res; r.err != nil || r.out != 8*int64(len(block)) {
+		t.Errorf("result %+v", r)
+	}
+	if n := spliced.Load(); n != 1 {
+		t.Errorf("%d switches to splice, want 1", n)
+	}
+}
+
 func TestSmallMessagesStayInTheLoop(t *testing.T) {
 	c, res, spliced := run(t, 0, false)
 	msg := bytes.Repeat([]byte("x"), 64)
