@@ -71,41 +71,45 @@ func NewWatcher(r *Reloader) (*Watcher, error) {
 }
 
 // Run watches until ctx ends, and returns only then. A failed watch is
-// logged and set up again; it never stops the process. Run is meant to
-// be the body of one goroutine owned by the caller.
+// logged and set up again, with backoff; it never stops the process. Run
+// is meant to be the body of one goroutine owned by the caller.
 func (w *Watcher) Run(ctx context.Context) {
-	w.target = resolve(w.path)
-	retry := time.Duration(0)
+	var backoff time.Duration
 	started := false
 	for {
 		fw, err := w.open()
-		if err == nil {
-			if !started {
-				w.log.Info("watching the config file for changes", "config", w.path, "dirs", w.dirList())
-			} else {
-				w.log.Info("config watch re-established", "config", w.path, "dirs", w.dirList())
+		switch {
+		case err != nil && backoff == 0:
+			w.log.Error("config watch failed; re-establishing it", "config", w.path, "error", err)
+		case err != nil:
+			w.log.Debug("config watch still failing; retrying", "error", err, "backoff", backoff)
+		default:
+			msg := "watching the config file for changes"
+			if started {
+				msg = "config watch re-established"
 			}
+			w.log.Info(msg, "config", w.path, "dirs", w.dirList())
 			// After a failure, events may have been missed: check once.
-			check := started || retry != 0
-			retry = 0
+			check := started || backoff != 0
 			started = true
+			since := time.Now()
 			err = w.loop(ctx, fw, check)
 			_ = fw.Close()
 			if err == nil {
 				return
 			}
-		}
-		if retry == 0 {
 			w.log.Error("config watch failed; re-establishing it", "config", w.path, "error", err)
-			retry = minRetry
-		} else {
-			w.log.Debug("config watch still failing; retrying", "error", err, "backoff", retry)
-			retry = min(2*retry, maxRetry)
+			if time.Since(since) > maxRetry {
+				// It held a while: start over rather than keep a
+				// long backoff from failures long past.
+				backoff = 0
+			}
 		}
+		backoff = min(max(2*backoff, minRetry), maxRetry)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(retry):
+		case <-time.After(backoff):
 		}
 	}
 }
@@ -117,6 +121,7 @@ func (w *Watcher) open() (*fsnotify.Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting a file watcher: %w", err)
 	}
+	w.target = resolve(w.path)
 	w.dirs = map[string]bool{}
 	if err := fw.Add(filepath.Dir(w.path)); err != nil {
 		_ = fw.Close()
