@@ -150,6 +150,11 @@ type env struct {
 // is known to be watching when start returns.
 func start(t testing.TB, cfg string, watch bool) *env {
 	t.Helper()
+	// Close counts are per test (tests here do not run in parallel, and
+	// -count=N repeats the same tags).
+	tagMu.Lock()
+	clear(tagCloses)
+	tagMu.Unlock()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, path: filepath.Join(dir, "config.yaml"), logs: &logBuffer{}}
 	if err := os.WriteFile(e.path, []byte(cfg), 0o644); err != nil {
