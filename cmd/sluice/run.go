@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/logging"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/reload"
+	"github.com/sluice-dev/sluice/pkg/sdnotify"
 	"github.com/sluice-dev/sluice/pkg/supervisor"
 	"github.com/sluice-dev/sluice/pkg/version"
 )
@@ -51,19 +52,24 @@ func run(cmd *cobra.Command, path string) error {
 	defer signal.Stop(sigs)
 
 	ctx := context.Background()
+	inheritSockets(log, cfg)
+	notify := sdnotify.New(log.Named("sdnotify"))
 	rl := reload.New(path, sup, log, m)
+	rl.AddHook(notify) // RELOADING=1 then READY=1 around every reload
 	if err := rl.Start(ctx, cfg); err != nil {
 		log.Error("cannot start", "config", path, "error", err)
 		_ = sup.Shutdown(ctx)
 		return exitError{exitFailed}
 	}
 	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
+	notify.Ready(fmt.Sprintf("serving %d listeners", len(cfg.Listeners)))
 
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
 			_, _ = rl.Reload(ctx, "signal")
 		case syscall.SIGTERM, syscall.SIGINT:
+			notify.Stopping("draining connections")
 			return shutdown(log, sup, sigs, sig)
 		}
 	}
