@@ -51,7 +51,7 @@ func Validate(cfg *Config) Errors {
 				names[l.Name] = i
 			}
 		}
-		if l.Address != "" {
+		if l.Address != "" && !l.AnyPort() {
 			sk := l.SocketKey()
 			if j, dup := sockets[sk]; dup {
 				v.add(key+".address", "duplicate address %q (also listeners[%d])", l.Address, j)

@@ -162,7 +162,9 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 		open = new(atomic.Int64)
 		s.open[l.Name] = open
 	}
-	return newGeneration(l, log, handlers, stream, s.metrics.ForListener(l.Name), open), nil
+	g := newGeneration(l, log, handlers, stream, s.metrics.ForListener(l.Name), open)
+	g.forced = &s.forced
+	return g, nil
 }
 
 func specOf(l config.Listener) listener.Spec {

@@ -26,6 +26,8 @@ type generation struct {
 	metrics  *metrics.Listener
 	// open is shared by all generations of one listener name.
 	open *atomic.Int64
+	// forced counts connections closed by a drain timeout, process-wide.
+	forced *atomic.Int64
 
 	// ctx is handed to handlers and cancelled when the generation is
 	// closed, so that a dial or a wait inside a handler ends with it.
@@ -129,6 +131,9 @@ func (g *generation) close() {
 
 	if len(forced) > 0 {
 		g.log.Info("drain timeout: closing remaining connections", "connections", len(forced))
+		if g.forced != nil {
+			g.forced.Add(int64(len(forced)))
+		}
 	}
 	for _, c := range forced {
 		_ = c.Raw().Close()
