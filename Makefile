@@ -37,3 +37,13 @@ lint: ## gofmt check, go vet, staticcheck (pinned)
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin dist
+
+# ---- packaging (issue 6): see packaging/README.md ----------------------
+
+.PHONY: package
+package: ## build dist/*.deb and dist/*.rpm for amd64 and arm64 (nfpm, pinned)
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' packaging/package.sh
+
+.PHONY: test-package
+test-package: ## build the packages, lint them, install the .deb here, test it, purge it (root)
+	packaging/test-package.sh
