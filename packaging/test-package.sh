@@ -124,7 +124,8 @@ step "systemd-analyze verify"
 man_check=--man=yes
 command -v man >/dev/null || man_check=--man=no
 systemd-analyze verify "$man_check" /lib/systemd/system/sluice.service
-ok "verify ($man_check)"
+systemd-analyze verify "$man_check" /usr/share/doc/sluice/examples/sluice.socket
+ok "verify ($man_check): sluice.service, the example sluice.socket"
 
 if [ -d /run/systemd/system ]; then
 	step "systemd runs here: postinst started the service"
