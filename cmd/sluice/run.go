@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/pkg/admin"
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/logging"
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -56,6 +57,12 @@ func run(cmd *cobra.Command, path string) error {
 	notify := sdnotify.New(log.Named("sdnotify"))
 	rl := reload.New(path, sup, log, m)
 	rl.AddHook(notify) // RELOADING=1 then READY=1 around every reload
+	// The admin endpoint is a reload stage: it follows admin.address on
+	// every reload, and an address it cannot bind fails start or reload.
+	// It is closed last, so that /metrics stays up while connections drain.
+	adm := admin.New(admin.Options{Log: log.Named("admin"), Metrics: m, Supervisor: sup, Reloader: rl})
+	defer func() { _ = adm.Close() }()
+	rl.AddStage(adm)
 	if err := rl.Start(ctx, cfg); err != nil {
 		log.Error("cannot start", "config", path, "error", err)
 		_ = sup.Shutdown(ctx)
@@ -70,6 +77,7 @@ func run(cmd *cobra.Command, path string) error {
 			_, _ = rl.Reload(ctx, "signal")
 		case syscall.SIGTERM, syscall.SIGINT:
 			notify.Stopping("draining connections")
+			adm.SetDraining()
 			return shutdown(log, sup, sigs, sig)
 		}
 	}

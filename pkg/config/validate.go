@@ -166,9 +166,14 @@ func (v *validator) chain(key string, l *Listener) {
 			v.add(hkey+".handler", "unknown handler %q (known: %s)", hc.Handler, strings.Join(registry.Names(), ", "))
 			continue
 		}
-		_, errs := registry.New(hc.Handler, hc.Options)
+		built, errs := registry.New(hc.Handler, hc.Options)
 		for _, err := range errs {
 			v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
+		}
+		if nv, ok := built.(chain.NetworkValidator); ok && len(errs) == 0 {
+			for _, err := range splitJoined(nv.ValidateNetwork(l.Network)) {
+				v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
+			}
 		}
 		f, _ := registry.Lookup(hc.Handler)
 		h := f()
@@ -202,4 +207,16 @@ func terminals(l *Listener) []string {
 		}
 	}
 	return out
+}
+
+// splitJoined returns the errors joined in err (errors.Join), err alone, or
+// nothing for nil.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }

@@ -35,6 +35,9 @@ type Supervisor struct {
 	// generations and sockets a name has had.
 	open map[string]*atomic.Int64
 
+	// live holds each open connection's connBytes (see FlushBytes).
+	live sync.Map // *chain.Conn → *connBytes
+
 	connID atomic.Uint64
 	forced atomic.Int64
 	// wg counts every goroutine the supervisor started: accept loops and

@@ -3,5 +3,7 @@
 package all
 
 import (
-	_ "github.com/sluice-dev/sluice/plugins/echo" // echo
+	_ "github.com/sluice-dev/sluice/plugins/echo"      // echo
+	_ "github.com/sluice-dev/sluice/plugins/log"       // log
+	_ "github.com/sluice-dev/sluice/plugins/ratelimit" // ratelimit
 )
