@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/config"
@@ -23,9 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/supervisor"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+// goleak checks every test of the package: TestMain is in hook_test.go.
 
 // The test-only "tag" handler answers each line it reads with
 // "<tag>:<line>", so a client can tell which chain (which generation)
