@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sluice-dev/sluice/internal/saves"
+	"github.com/sluice-dev/sluice/pkg/reload/saves"
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/listener"
 )
