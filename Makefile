@@ -13,7 +13,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## build bin/sluice
@@ -37,6 +37,25 @@ lint: ## gofmt check, go vet, staticcheck (pinned)
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin dist
+
+# ---- packaging (issue 6): see packaging/README.md ----------------------
+
+.PHONY: package
+package: ## build dist/*.deb and dist/*.rpm for amd64 and arm64 (nfpm, pinned)
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' LDFLAGS='$(LDFLAGS)' packaging/package.sh
+
+.PHONY: test-package
+test-package: ## build the packages, lint them, install the .deb here, test it, purge it (root)
+	packaging/test-package.sh
+
+# --- hot reload (issue 3) ---------------------------------------------------
+# Reload latency: from a config save to a new connection served by the new
+# chain, with 1,000 connections open; reports p50/p99 (and p99 beyond the
+# watcher's 150 ms debounce).
+
+.PHONY: bench-reload
+bench-reload: ## benchmark reload latency with 1,000 open connections
+	$(GO) test -run '^$$' -bench BenchmarkReloadLatency -benchtime 100x ./pkg/reload/
 
 # --- bench (issue 8): `make bench` writes docs/benchmarks.{md,json,png} -----
 # BENCH_HAPROXY=install apt-get installs haproxy first when it is missing

@@ -15,27 +15,32 @@ import (
 	"github.com/sluice-dev/sluice/pkg/logging"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/reload"
+	"github.com/sluice-dev/sluice/pkg/sdnotify"
 	"github.com/sluice-dev/sluice/pkg/supervisor"
 	"github.com/sluice-dev/sluice/pkg/version"
 )
 
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the appliance in the foreground",
 		Long: `run serves the config's listeners in the foreground, logging to stderr.
 
-Signals: SIGHUP reloads the config. SIGTERM or SIGINT stops accepting, lets
-open connections finish for up to shutdown.drain_timeout, closes the rest
-and exits 0; a second SIGINT exits at once.`,
+The config is reloaded when its file changes (unless --watch=false) and on
+SIGHUP. SIGTERM or SIGINT stops accepting, lets open connections finish for
+up to shutdown.drain_timeout, closes the rest and exits 0; a second SIGINT
+exits at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return run(cmd, configPath(cmd))
+			watch, _ := cmd.Flags().GetBool("watch")
+			return run(cmd, configPath(cmd), watch)
 		},
 	}
+	cmd.Flags().Bool("watch", true, "reload when the config file changes (SIGHUP reloads either way)")
+	return cmd
 }
 
-func run(cmd *cobra.Command, path string) error {
+func run(cmd *cobra.Command, path string, watch bool) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		printErrors(cmd, err)
@@ -52,7 +57,10 @@ func run(cmd *cobra.Command, path string) error {
 	defer signal.Stop(sigs)
 
 	ctx := context.Background()
+	inheritSockets(log, cfg)
+	notify := sdnotify.New(log.Named("sdnotify"))
 	rl := reload.New(path, sup, log, m)
+	rl.AddHook(notify) // RELOADING=1 then READY=1 around every reload
 	// The admin endpoint is a reload stage: it follows admin.address on
 	// every reload, and an address it cannot bind fails start or reload.
 	// It is closed last, so that /metrics stays up while connections drain.
@@ -65,17 +73,46 @@ func run(cmd *cobra.Command, path string) error {
 		return exitError{exitFailed}
 	}
 	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
+	stopWatch := startWatch(ctx, rl, log, watch)
+	notify.Ready(fmt.Sprintf("serving %d listeners", len(cfg.Listeners)))
 
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
 			_, _ = rl.Reload(ctx, "signal")
 		case syscall.SIGTERM, syscall.SIGINT:
+			notify.Stopping("draining connections")
+			// No file event may start a reload once draining begins.
+			stopWatch()
 			adm.SetDraining()
 			return shutdown(log, sup, sigs, sig)
 		}
 	}
 	return nil
+}
+
+// startWatch runs the config file watcher in a goroutine owned by run;
+// the returned function stops it and waits for it to end.
+func startWatch(ctx context.Context, rl *reload.Reloader, log hclog.Logger, enabled bool) func() {
+	if !enabled {
+		log.Info("config file watch disabled; reload with SIGHUP")
+		return func() {}
+	}
+	w, err := reload.NewWatcher(rl)
+	if err != nil {
+		log.Error("cannot watch the config file; reload with SIGHUP", "error", err)
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // shutdown drains in the background while watching for a second SIGINT,

@@ -26,6 +26,7 @@ type Reloader struct {
 	rootLog hclog.Logger
 	log     hclog.Logger
 	metrics *metrics.Metrics
+	hooks   []Hook // see AddHook; guarded by mu
 
 	// mu serializes reloads: two triggers at once load and apply in turn.
 	mu     sync.Mutex
@@ -67,9 +68,11 @@ func New(path string, sup *supervisor.Supervisor, root hclog.Logger, m *metrics.
 
 // Reload loads the config file and applies it. trigger names what asked
 // for it (signal, file, admin) in the log line.
-func (r *Reloader) Reload(ctx context.Context, trigger string) (supervisor.Summary, error) {
+func (r *Reloader) Reload(ctx context.Context, trigger string) (sum supervisor.Summary, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	end := r.begin(trigger)
+	defer func() { end(err) }()
 	cfg, err := config.Load(r.path)
 	if err != nil {
 		return r.failed(trigger, err)
@@ -78,9 +81,14 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (supervisor.Summa
 }
 
 func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string) (supervisor.Summary, error) {
-	sum, err := r.transact(ctx, cfg)
-	if err != nil {
-		return r.failed(trigger, fmt.Errorf("%s: %w", r.path, err))
+	sum := supervisor.Summary{Unchanged: true}
+	// An unchanged config is caught before any stage is prepared, so
+	// that it does not so much as re-bind the admin endpoint.
+	if cur := r.sup.Config(); cur == nil || cur.Hash != cfg.Hash {
+		var err error
+		if sum, err = r.transact(ctx, cfg); err != nil {
+			return r.failed(trigger, fmt.Errorf("%s: %w", r.path, err))
+		}
 	}
 	r.metrics.ConfigReloads.WithLabelValues("success").Inc()
 	r.metrics.LastReloadSuccessTime.Set(float64(time.Now().UnixNano()) / 1e9)
@@ -89,6 +97,8 @@ func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string
 		r.log.Info("config unchanged; nothing to do", "trigger", trigger, "sha256", short(cfg.Hash))
 		return sum, nil
 	}
+	// Log settings first, so that the line below is already in the new
+	// format.
 	logging.Apply(r.rootLog, cfg.Log)
 	r.log.Info("config reloaded", "trigger", trigger, "sha256", short(cfg.Hash),
 		"added", list(sum.Added), "removed", list(sum.Removed), "changed", list(sum.Changed))

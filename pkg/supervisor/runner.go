@@ -63,8 +63,8 @@ func (r *runner) handle(nc net.Conn) {
 		t.g = g
 		t.bytes.c, t.bytes.m = &t.conn, g.metrics
 		if !g.add(t) {
-			// Retired and closed between Load and add: a newer
-			// generation has been swapped in; take that one.
+			// Retired between Load and add: a newer generation has
+			// been swapped in; take that one.
 			continue
 		}
 		r.s.wg.Add(1)
