@@ -153,14 +153,15 @@ var shortSections = map[string]string{
 	"idle.rss":         "idle",
 	"proxy.throughput": "proxy bulk",
 	"proxy.pingpong":   "proxy ping-pong",
-	"reload.latency":   "reload",
+	"reload.signal":    "reload by SIGHUP",
+	"reload.file":      "reload by save",
 }
 
 // shortMetrics name a figure's metric in a chart label, by the last part
 // of its key.
 var shortMetrics = map[string]string{
 	"rate": "rate", "cpu": "CPU", "p50": "p50", "p99": "p99", "p999": "p99.9",
-	"rss": "RSS/conn", "latency": "latency",
+	"rss": "RSS/conn", "signal": "latency", "file": "latency",
 }
 
 func chartLabel(f Figure, r Ratio) string {

@@ -81,7 +81,12 @@ func (e *env) startSluice(name, cfgPath, addr string) (*target, error) {
 }
 
 func (e *env) startSluiceBin(name, bin, cfgPath, addr string) (*target, error) {
-	argv := []string{bin, "run", "-c", cfgPath}
+	return e.startSluiceArgs(name, bin, cfgPath, addr)
+}
+
+// startSluiceArgs runs bin on cfgPath with extra run flags.
+func (e *env) startSluiceArgs(name, bin, cfgPath, addr string, extra ...string) (*target, error) {
+	argv := append([]string{bin, "run", "-c", cfgPath}, extra...)
 	// Only the build under test runs in-process for profiling; a -compare
 	// build is a binary of its own.
 	if e.o.profile != "" && bin == e.o.sluice {

@@ -6,12 +6,15 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 )
 
-// The reload figure: time from SIGHUP to a new chain serving, on a sluice
-// holding n open connections, against the same sluice holding none.
+// The reload figures: time from SIGHUP (and, separately, from a config
+// file save) to a new chain serving, on a sluice holding n open
+// connections, against the same sluice holding none.
 //
 // Each reload changes the listener that holds the connections (its
 // idle_timeout, so its generation with every open connection retires) and
@@ -66,9 +69,10 @@ func (rt *reloadTarget) write() error {
 	return os.Rename(tmp, rt.cfg)
 }
 
-// reload applies the next generation and returns how long it took until
-// a fresh connection to the probe was served by the new chain.
-func (rt *reloadTarget) reload() (time.Duration, error) {
+// reload writes the next generation, sends SIGHUP when signal is set, and
+// returns how long it took until a fresh connection to the probe was
+// served by the new chain.
+func (rt *reloadTarget) reload(signal bool) (time.Duration, error) {
 	rt.gen++
 	if rt.marker == "" {
 		addr, err := freePort()
@@ -81,8 +85,10 @@ func (rt *reloadTarget) reload() (time.Duration, error) {
 		return 0, err
 	}
 	start := time.Now()
-	if err := syscall.Kill(rt.t.proc.pid(), syscall.SIGHUP); err != nil {
-		return 0, err
+	if signal {
+		if err := syscall.Kill(rt.t.proc.pid(), syscall.SIGHUP); err != nil {
+			return 0, err
+		}
 	}
 	want := byte('e')
 	if rt.marker != "" && rt.gen%2 == 1 {
@@ -116,7 +122,7 @@ func probeOnce(addr string) (byte, error) {
 	return b[0], nil
 }
 
-func (e *env) startReloadTarget(name, marker string, conns int) (*reloadTarget, error) {
+func (e *env) startReloadTarget(name, marker string, conns int, args []string) (*reloadTarget, error) {
 	echo, err := freePort()
 	if err != nil {
 		return nil, err
@@ -129,7 +135,7 @@ func (e *env) startReloadTarget(name, marker string, conns int) (*reloadTarget, 
 	if err := rt.write(); err != nil {
 		return nil, err
 	}
-	if rt.t, err = e.startSluice(name, rt.cfg, echo); err != nil {
+	if rt.t, err = e.startSluiceArgs(name, e.o.sluice, rt.cfg, echo, args...); err != nil {
 		return nil, err
 	}
 	if conns > 0 {
@@ -156,12 +162,43 @@ func reloadLatency(e *env) error {
 	} else {
 		e.note("reload probe: no proxy handler in this build, so each reload moves a probe listener to a new port and the harness polls it; with the proxy handler the probe's chain flips between echo and proxy instead")
 	}
+	// SIGHUP with the file watcher off, so that only the signal reloads;
+	// then, where sluice has a watcher, the save alone (its debounce
+	// included).
+	watch := e.sluiceWatches()
+	triggers := []reloadTrigger{{"signal", "SIGHUP", false}}
+	if watch {
+		triggers = append(triggers, reloadTrigger{"file", "file save", true})
+	} else {
+		e.note("reload by file save not measured: this sluice build has no --watch flag")
+	}
+	for _, tr := range triggers {
+		if err := e.reloadRounds(tr, marker, watch); err != nil {
+			return err
+		}
+		e.stopReloadTargets()
+	}
+	return nil
+}
+
+type reloadTrigger struct {
+	key, what string
+	file      bool // the save reloads; no SIGHUP
+}
+
+// reloadRounds measures one trigger on a sluice holding no connection and
+// one holding reloadN, alternately.
+func (e *env) reloadRounds(tr reloadTrigger, marker string, hasWatch bool) error {
 	n := e.o.reloadN
-	zero, err := e.startReloadTarget("sluice-idle", marker, 0)
+	var args []string
+	if hasWatch && !tr.file {
+		args = []string{"--watch=false"}
+	}
+	zero, err := e.startReloadTarget("sluice-idle", marker, 0, args)
 	if err != nil {
 		return err
 	}
-	loaded, err := e.startReloadTarget(fmt.Sprintf("sluice-%dconns", n), marker, n)
+	loaded, err := e.startReloadTarget(fmt.Sprintf("sluice-%dconns", n), marker, n, args)
 	if err != nil {
 		return err
 	}
@@ -171,13 +208,15 @@ func reloadLatency(e *env) error {
 	for r := range 2 * e.o.rounds {
 		for i := range rts {
 			rt := rts[(i+r)%2]
-			d, err := rt.reload()
+			d, err := rt.reload(!tr.file)
 			if err != nil {
 				return err
 			}
 			c.add(rt.t.name, map[string]float64{"ms": float64(d) / 1e6})
-			logf("  reload %d %-18s %.2f ms", r+1, rt.t.name, float64(d)/1e6)
-			time.Sleep(50 * time.Millisecond)
+			logf("  reload %d %-24s %.2f ms", r+1, rt.t.name, float64(d)/1e6)
+			// Past the watcher's debounce, so that no reload of this
+			// round runs into the next.
+			time.Sleep(250 * time.Millisecond)
 		}
 	}
 	// The held connections must have survived every reload.
@@ -186,12 +225,32 @@ func reloadLatency(e *env) error {
 			return fmt.Errorf("held connection %d did not survive the reloads: %w", i, err)
 		}
 	}
-	sec := fmt.Sprintf("Reload (SIGHUP until a new chain serves; %d rounds)", 2*e.o.rounds)
+	sec := fmt.Sprintf("Reload by %s (until a fresh connection is served by the new chain; %d rounds)", tr.what, 2*e.o.rounds)
 	e.res.Figures = append(e.res.Figures,
-		figure(c, "reload.latency", sec, fmt.Sprintf("reload latency, %d connections open", n), "ms", "ms", true,
+		figure(c, "reload."+tr.key, sec, fmt.Sprintf("reload latency, %d connections open", n), "ms", "ms", true,
 			[]string{zero.t.name, loaded.t.name},
 			ratioSpec{loaded.t.name, []string{zero.t.name}, "no connections open", 0}))
 	return nil
+}
+
+// stopReloadTargets stops the sluice processes of a trigger's rounds, but
+// not the marker upstream, which the next trigger uses too.
+func (e *env) stopReloadTargets() {
+	var keep []*proc
+	for _, p := range e.procs {
+		if p.name == "marker" {
+			keep = append(keep, p)
+			continue
+		}
+		p.stop()
+	}
+	e.procs = keep
+}
+
+// sluiceWatches reports whether the sluice binary has the --watch flag.
+func (e *env) sluiceWatches() bool {
+	out, _ := exec.Command(e.o.sluice, "run", "--help").CombinedOutput()
+	return strings.Contains(string(out), "--watch")
 }
 
 func roundTrip(c *net.TCPConn) error {
