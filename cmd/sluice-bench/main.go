@@ -27,6 +27,8 @@ func main() {
 		err = sluiceCmd(os.Args[2:])
 	case "run":
 		err = runCmd(os.Args[2:])
+	case "load":
+		err = loadCmd(os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:])
 	case "-h", "--help", "help":
@@ -48,6 +50,7 @@ func usage() {
   sluice-bench serve -variant iocopy|loop|marker -addr HOST:PORT   a baseline echo server
   sluice-bench sluice -c FILE [-cpuprofile F]   sluice's supervisor in-process, for profiling
   sluice-bench run [flags]      run the benchmarks and write the report (see run -h)
+  sluice-bench load -scenario pingpong|throughput|connrate -addr HOST:PORT   one scenario, by hand
   sluice-bench report [flags]   rewrite the report and chart from a results JSON file
 `)
 }

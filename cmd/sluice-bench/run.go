@@ -41,7 +41,7 @@ func runCmd(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var o runOpts
 	fs.StringVar(&o.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds per figure; the median is reported")
+	fs.IntVar(&o.rounds, "rounds", 7, "rounds per figure; the median is reported")
 	fs.DurationVar(&o.duration, "duration", time.Second, "length of one measured run")
 	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, reload); empty: all")
 	fs.StringVar(&o.out, "out", "docs/benchmarks", "report path without extension: writes .md, .json and .png")
