@@ -166,7 +166,16 @@ func (v *validator) chain(key string, l *Listener) {
 			v.add(hkey+".handler", "unknown handler %q (known: %s)", hc.Handler, strings.Join(registry.Names(), ", "))
 			continue
 		}
-		_, errs := registry.New(hc.Handler, hc.Options)
+		built, errs := registry.New(hc.Handler, hc.Options)
+		if nv, ok := built.(chain.NetworkValidator); ok && len(errs) == 0 {
+			if err := nv.ValidateNetwork(l.Network); err != nil {
+				if j, ok := err.(interface{ Unwrap() []error }); ok {
+					errs = append(errs, j.Unwrap()...)
+				} else {
+					errs = append(errs, err)
+				}
+			}
+		}
 		for _, err := range errs {
 			v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
 		}

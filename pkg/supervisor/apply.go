@@ -77,7 +77,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 		if kept {
 			st.mode, st.socket = modeChange(r.gen.Load().cfg, l)
 		} else {
-			ln, err := listener.ListenStream(ctx, specOf(l))
+			ln, err := listen(ctx, l)
 			if err != nil {
 				g.cancel()
 				_ = chain.CloseAll(g.handlers)
@@ -125,13 +125,14 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 // provisioned, then the chain compiled. Nothing is bound.
 func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 	log := s.log.Named("listener").With("listener", l.Name, "network", l.Network)
+	idle := l.IdleTimeout
 	if !l.IsStream() {
-		return nil, fmt.Errorf("listeners[%d] (%s): %s listeners are not supported yet", i, l.Name, l.Network)
+		idle = flowIdle(l)
 	}
 	pctx := chain.ProvisionContext{
 		Listener:    l.Name,
 		Network:     l.Network,
-		IdleTimeout: l.IdleTimeout,
+		IdleTimeout: idle,
 		Logger:      log,
 		Metrics:     s.metrics,
 	}
@@ -153,7 +154,16 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 		}
 		handlers = append(handlers, h)
 	}
-	stream, err := chain.Compile(handlers)
+	var (
+		stream chain.StreamHandler
+		packet chain.PacketHandler
+		err    error
+	)
+	if l.IsStream() {
+		stream, err = chain.Compile(handlers)
+	} else {
+		packet, err = chain.CompilePacket(handlers)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("listeners[%d].chain: %w", i, err))
 	}
@@ -162,7 +172,9 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 		open = new(atomic.Int64)
 		s.open[l.Name] = open
 	}
-	return newGeneration(l, log, handlers, stream, s.metrics.ForListener(l.Name), open), nil
+	g := newGeneration(l, log, handlers, stream, s.metrics.ForListener(l.Name), open)
+	g.packet = packet
+	return g, nil
 }
 
 func specOf(l config.Listener) listener.Spec {

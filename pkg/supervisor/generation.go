@@ -22,6 +22,7 @@ type generation struct {
 	cfg      config.Listener
 	log      hclog.Logger
 	stream   chain.StreamHandler
+	packet   chain.PacketHandler // UDP listeners (udp.go); stream is nil then
 	handlers []any
 	metrics  *metrics.Listener
 	// open is shared by all generations of one listener name.
@@ -34,6 +35,7 @@ type generation struct {
 
 	mu      sync.Mutex
 	conns   map[*chain.Conn]struct{}
+	flows   map[*chain.Flow]struct{} // UDP flows (udp.go)
 	retired bool
 	closed  bool
 	timer   *time.Timer
@@ -54,6 +56,7 @@ func newGeneration(cfg config.Listener, log hclog.Logger, handlers []any, stream
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    make(map[*chain.Conn]struct{}),
+		flows:    make(map[*chain.Flow]struct{}),
 		done:     make(chan struct{}),
 	}
 }
@@ -75,18 +78,21 @@ func (g *generation) add(c *chain.Conn) bool {
 func (g *generation) remove(c *chain.Conn) {
 	g.mu.Lock()
 	delete(g.conns, c)
-	last := g.retired && len(g.conns) == 0
+	last := g.retired && g.members() == 0
 	g.mu.Unlock()
 	if last {
 		g.close()
 	}
 }
 
-// active is the number of open connections.
+// members counts open connections and flows; g.mu must be held.
+func (g *generation) members() int { return len(g.conns) + len(g.flows) }
+
+// active is the number of open connections (UDP: flows).
 func (g *generation) active() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.conns)
+	return g.members()
 }
 
 // retire stops the generation from taking new work. Its handlers are
@@ -99,7 +105,7 @@ func (g *generation) retire(drain time.Duration) {
 		return
 	}
 	g.retired = true
-	empty := len(g.conns) == 0
+	empty := g.members() == 0
 	if !empty {
 		g.timer = time.AfterFunc(drain, g.close)
 	}
@@ -125,13 +131,20 @@ func (g *generation) close() {
 	for c := range g.conns {
 		forced = append(forced, c)
 	}
+	flows := make([]*chain.Flow, 0, len(g.flows))
+	for f := range g.flows {
+		flows = append(flows, f)
+	}
 	g.mu.Unlock()
 
-	if len(forced) > 0 {
-		g.log.Info("drain timeout: closing remaining connections", "connections", len(forced))
+	if n := len(forced) + len(flows); n > 0 {
+		g.log.Info("drain timeout: closing remaining connections", "connections", n)
 	}
 	for _, c := range forced {
 		_ = c.Raw().Close()
+	}
+	for _, f := range flows {
+		f.Close(nil)
 	}
 	g.cancel()
 	if err := chain.CloseAll(g.handlers); err != nil {

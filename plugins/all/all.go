@@ -3,5 +3,6 @@
 package all
 
 import (
-	_ "github.com/sluice-dev/sluice/plugins/echo" // echo
+	_ "github.com/sluice-dev/sluice/plugins/echo"  // echo
+	_ "github.com/sluice-dev/sluice/plugins/proxy" // proxy
 )
