@@ -20,7 +20,8 @@ import (
 //     listener. Writing to a UDP socket is fine; waiting for a reply is
 //     not (read replies in a goroutine, as proxy does, and send them with
 //     Flow.Reply).
-//   - Packet.Data is only valid during the call; copy what you keep.
+//   - The Packet and its Data are only valid during the call (both are
+//     reused for the next datagram); copy what you keep.
 //   - Return nil when the datagram was handled or deliberately dropped
 //     (ratelimit drops this way and counts it itself). A non-nil error
 //     ends the flow with that error, as a stream handler's error ends

@@ -54,13 +54,13 @@ func (s *syncBuffer) String() string {
 
 // harness is an in-process sluice serving YAML configs.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	sup *supervisor.Supervisor
 	m   *metrics.Metrics
 	log *syncBuffer
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	h := &harness{t: t, m: metrics.New(), log: &syncBuffer{}}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "sluice", Level: hclog.Debug, Output: h.log})
@@ -136,7 +136,7 @@ type server struct {
 }
 
 // serve runs handle for every connection accepted on ln.
-func serve(t *testing.T, ln net.Listener, handle func(net.Conn)) *server {
+func serve(t testing.TB, ln net.Listener, handle func(net.Conn)) *server {
 	t.Helper()
 	s := &server{ln: ln}
 	s.wg.Add(1)
@@ -177,7 +177,7 @@ func (s *server) accepted() int {
 	return s.n
 }
 
-func listenTCP(t *testing.T) net.Listener {
+func listenTCP(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

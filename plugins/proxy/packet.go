@@ -98,6 +98,8 @@ func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
 // such as the ICMP port unreachable that surfaces as ECONNREFUSED on a
 // connected socket; then the upstream is marked down and the flow ended.
 func (h *Handler) relay(s *session, f *chain.Flow) {
+	// recvLoop only returns with an error: net.ErrClosed when the flow
+	// ended and closed the socket.
 	err := recvLoop(s.conn, func(b []byte) {
 		// A failed reply (the client's network) is not the
 		// upstream's fault; the datagram is lost, as UDP allows.
@@ -106,7 +108,7 @@ func (h *Handler) relay(s *session, f *chain.Flow) {
 	// Done before Close: ending the flow may close the generation, whose
 	// handler Close waits for this very goroutine.
 	h.relays.Done()
-	if err != nil && !errors.Is(err, net.ErrClosed) {
+	if !errors.Is(err, net.ErrClosed) {
 		h.pool.failed(s.up, err)
 		f.Close(fmt.Errorf("proxy: receiving from %s: %w", s.up.url, err))
 	}
