@@ -213,7 +213,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestUDPFlowsAreCountedAndExpire(t *testing.T) {
 	h := newUDPHarness(t)
-	h.apply(udpConfig("v1", "200ms"))
+	h.apply(udpConfig("v1", "1s"))
 	c := h.client()
 	mustAsk(t, c, "x", "v1:x")
 	mustAsk(t, c, "yy", "v1:yy")
@@ -241,12 +241,12 @@ func TestUDPFlowsAreCountedAndExpire(t *testing.T) {
 // closed once its last flow has gone.
 func TestUDPReload(t *testing.T) {
 	h := newUDPHarness(t)
-	h.apply(udpConfig("v1", "1s"))
+	h.apply(udpConfig("v1", "3s"))
 	addr := h.addr()
 	a := h.client()
 	mustAsk(t, a, "a", "v1:a")
 
-	if sum := h.apply(udpConfig("v2", "1s")); len(sum.Changed) != 1 {
+	if sum := h.apply(udpConfig("v2", "3s")); len(sum.Changed) != 1 {
 		t.Fatalf("summary %+v", sum)
 	}
 	if h.addr() != addr {
@@ -271,7 +271,7 @@ func TestUDPFlowTableBounded(t *testing.T) {
 	defer func(n int) { maxFlows = n }(maxFlows)
 	maxFlows = 2
 	h := newUDPHarness(t)
-	h.apply(udpConfig("v1", "500ms"))
+	h.apply(udpConfig("v1", "2s"))
 	a, b, c := h.client(), h.client(), h.client()
 	mustAsk(t, a, "a", "v1:a")
 	mustAsk(t, b, "b", "v1:b")

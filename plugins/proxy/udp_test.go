@@ -136,7 +136,7 @@ func TestUDPProxyRepliesNeverCross(t *testing.T) {
 func TestUDPFlowExpiry(t *testing.T) {
 	up := newUDPEcho(t)
 	h := newHarness(t)
-	h.apply(udpFront("300ms", "", up.url()))
+	h.apply(udpFront("1s", "", up.url()))
 	c := dialUDP(t, h.addr("front"))
 
 	if got, err := exchange(c, "one", 5*time.Second); err != nil || got != "one" {
