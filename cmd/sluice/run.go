@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/pkg/admin"
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/logging"
 	"github.com/sluice-dev/sluice/pkg/metrics"
@@ -52,6 +53,12 @@ func run(cmd *cobra.Command, path string) error {
 
 	ctx := context.Background()
 	rl := reload.New(path, sup, log, m)
+	// The admin endpoint is a reload stage: it follows admin.address on
+	// every reload, and an address it cannot bind fails start or reload.
+	// It is closed last, so that /metrics stays up while connections drain.
+	adm := admin.New(admin.Options{Log: log.Named("admin"), Metrics: m, Supervisor: sup, Reloader: rl})
+	defer func() { _ = adm.Close() }()
+	rl.AddStage(adm)
 	if err := rl.Start(ctx, cfg); err != nil {
 		log.Error("cannot start", "config", path, "error", err)
 		_ = sup.Shutdown(ctx)
@@ -64,6 +71,7 @@ func run(cmd *cobra.Command, path string) error {
 		case syscall.SIGHUP:
 			_, _ = rl.Reload(ctx, "signal")
 		case syscall.SIGTERM, syscall.SIGINT:
+			adm.SetDraining()
 			return shutdown(log, sup, sigs, sig)
 		}
 	}

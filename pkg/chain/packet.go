@@ -97,11 +97,3 @@ func CompilePacket(handlers []any) (PacketHandler, error) {
 	}
 	return h, nil
 }
-
-// NetworkValidator is implemented by handlers whose options depend on the
-// listener's network: proxy accepts udp:// upstreams on UDP listeners
-// only, and stream ones on stream listeners only. Like Validate, it must
-// be pure: validate runs it without binding anything.
-type NetworkValidator interface {
-	ValidateNetwork(network string) error
-}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -100,7 +101,23 @@ func (l *Listener) SocketKey() string {
 
 // BindKey identifies the exact socket a listener binds: a reload that
 // keeps it (whatever else changes, the name included) keeps the socket.
-func (l *Listener) BindKey() string { return l.Network + " " + l.Address }
+// Port 0 asks the kernel for any free port, so such listeners never share
+// a socket; their key includes the name instead.
+func (l *Listener) BindKey() string {
+	if l.AnyPort() {
+		return l.Network + " " + l.Address + " " + l.Name
+	}
+	return l.Network + " " + l.Address
+}
+
+// AnyPort reports whether the listener asks for a kernel-chosen port.
+func (l *Listener) AnyPort() bool {
+	if l.Network == "unix" {
+		return false
+	}
+	_, port, err := net.SplitHostPort(l.Address)
+	return err == nil && port == "0"
+}
 
 // Hash identifies the listener's whole configuration.
 func (l *Listener) Hash() string { return hashJSON(l) }

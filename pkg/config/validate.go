@@ -51,7 +51,7 @@ func Validate(cfg *Config) Errors {
 				names[l.Name] = i
 			}
 		}
-		if l.Address != "" {
+		if l.Address != "" && !l.AnyPort() {
 			sk := l.SocketKey()
 			if j, dup := sockets[sk]; dup {
 				v.add(key+".address", "duplicate address %q (also listeners[%d])", l.Address, j)
@@ -167,17 +167,13 @@ func (v *validator) chain(key string, l *Listener) {
 			continue
 		}
 		built, errs := registry.New(hc.Handler, hc.Options)
-		if nv, ok := built.(chain.NetworkValidator); ok && len(errs) == 0 {
-			if err := nv.ValidateNetwork(l.Network); err != nil {
-				if j, ok := err.(interface{ Unwrap() []error }); ok {
-					errs = append(errs, j.Unwrap()...)
-				} else {
-					errs = append(errs, err)
-				}
-			}
-		}
 		for _, err := range errs {
 			v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
+		}
+		if nv, ok := built.(chain.NetworkValidator); ok && len(errs) == 0 {
+			for _, err := range splitJoined(nv.ValidateNetwork(l.Network)) {
+				v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
+			}
 		}
 		f, _ := registry.Lookup(hc.Handler)
 		h := f()
@@ -211,4 +207,16 @@ func terminals(l *Listener) []string {
 		}
 	}
 	return out
+}
+
+// splitJoined returns the errors joined in err (errors.Join), err alone, or
+// nothing for nil.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }

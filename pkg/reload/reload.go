@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,6 +30,10 @@ type Reloader struct {
 	// mu serializes reloads: two triggers at once load and apply in turn.
 	mu     sync.Mutex
 	stages []Stage
+
+	// last is the latest reload's result (see Last); read without mu so
+	// that /status never waits for a reload in progress.
+	last atomic.Pointer[Result]
 }
 
 // Stage is a part of the process outside the supervisor that a config
@@ -79,6 +84,7 @@ func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string
 	}
 	r.metrics.ConfigReloads.WithLabelValues("success").Inc()
 	r.metrics.LastReloadSuccessTime.Set(float64(time.Now().UnixNano()) / 1e9)
+	r.record(trigger, "success", cfg.Hash, nil)
 	if sum.Unchanged {
 		r.log.Info("config unchanged; nothing to do", "trigger", trigger, "sha256", short(cfg.Hash))
 		return sum, nil
@@ -91,6 +97,7 @@ func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string
 
 func (r *Reloader) failed(trigger string, err error) (supervisor.Summary, error) {
 	r.metrics.ConfigReloads.WithLabelValues("failure").Inc()
+	r.record(trigger, "failure", "", err)
 	r.log.Error("config reload failed", "trigger", trigger, "error", oneLine(err))
 	return supervisor.Summary{}, err
 }

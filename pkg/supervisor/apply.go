@@ -174,6 +174,7 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 	}
 	g := newGeneration(l, log, handlers, stream, s.metrics.ForListener(l.Name), open)
 	g.packet = packet
+	g.forced = &s.forced
 	return g, nil
 }
 

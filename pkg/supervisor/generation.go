@@ -27,6 +27,8 @@ type generation struct {
 	metrics  *metrics.Listener
 	// open is shared by all generations of one listener name.
 	open *atomic.Int64
+	// forced counts connections closed by a drain timeout, process-wide.
+	forced *atomic.Int64
 
 	// ctx is handed to handlers and cancelled when the generation is
 	// closed, so that a dial or a wait inside a handler ends with it.
@@ -139,6 +141,9 @@ func (g *generation) close() {
 
 	if n := len(forced) + len(flows); n > 0 {
 		g.log.Info("drain timeout: closing remaining connections", "connections", n)
+		if g.forced != nil {
+			g.forced.Add(int64(n))
+		}
 	}
 	for _, c := range forced {
 		_ = c.Raw().Close()

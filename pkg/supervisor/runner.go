@@ -81,15 +81,18 @@ func (s *Supervisor) serve(g *generation, c *chain.Conn) {
 	g.metrics.Total.Inc()
 	g.metrics.Active.Inc()
 	g.open.Add(1)
+	live := &connBytes{c: c, m: g.metrics}
+	s.live.Store(c, live)
 	defer func() {
 		if p := recover(); p != nil {
 			c.Logger().Error("handler panicked; connection closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 		_ = c.Raw().Close()
+		// Bytes first: once the gauge reads 0, the byte counters are final.
+		live.flush()
+		s.live.Delete(c)
 		g.metrics.Active.Dec()
 		g.open.Add(-1)
-		g.metrics.BytesIn.Add(float64(c.BytesIn()))
-		g.metrics.BytesOut.Add(float64(c.BytesOut()))
 		g.remove(c)
 	}()
 	err := g.stream.ServeStream(g.ctx, c)
@@ -100,6 +103,9 @@ func (s *Supervisor) serve(g *generation, c *chain.Conn) {
 // the client went away, at warn otherwise. base is checked first so that a
 // quiet connection never builds its own logger.
 func logConnEnd(base hclog.Logger, c *chain.Conn, err error) {
+	if errors.Is(err, chain.ErrRejected) {
+		return // the rejecting handler logged it, with its reason
+	}
 	if err == nil {
 		if base.IsDebug() {
 			c.Logger().Debug("connection closed", "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut())

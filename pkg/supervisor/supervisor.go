@@ -35,7 +35,11 @@ type Supervisor struct {
 	// generations and sockets a name has had.
 	open map[string]*atomic.Int64
 
+	// live holds each open connection's connBytes (see FlushBytes).
+	live sync.Map // *chain.Conn → *connBytes
+
 	connID atomic.Uint64
+	forced atomic.Int64
 	// wg counts every goroutine the supervisor started: accept loops and
 	// connections. Shutdown waits for it.
 	wg sync.WaitGroup
@@ -142,6 +146,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	}
 	s.log.Info("shutdown started", "listeners", len(runners), "connections", open, "drain_timeout", drain)
 	start := time.Now()
+	forcedBefore := s.forced.Load()
 	for _, g := range gens {
 		g.retire(drain)
 	}
@@ -159,6 +164,8 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		}
 		<-done
 	}
-	s.log.Info("shutdown finished", "duration", time.Since(start).Round(time.Millisecond))
+	forced := s.forced.Load() - forcedBefore
+	s.log.Info("shutdown finished", "duration", time.Since(start).Round(time.Millisecond),
+		"finished", int64(open)-forced, "closed_at_drain_timeout", forced)
 	return nil
 }

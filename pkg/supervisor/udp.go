@@ -115,12 +115,14 @@ func (u *udpSocket) Close() error {
 
 // udpFlow is one flow table entry.
 type udpFlow struct {
+	s     *Supervisor
 	u     *udpSocket
 	addr  netip.AddrPort
 	flow  *chain.Flow
 	gen   *generation
 	idle  time.Duration
 	timer *time.Timer
+	live  *connBytes // the flow's part of sluice_bytes_total (bytes.go)
 }
 
 // startUDP runs the read loop in a goroutine owned by the supervisor;
@@ -186,7 +188,7 @@ func (u *udpSocket) start(r *runner, from netip.AddrPort) *udpFlow {
 	}
 	for {
 		g := r.gen.Load()
-		e := &udpFlow{u: u, addr: from, gen: g, idle: flowIdle(g.cfg)}
+		e := &udpFlow{s: r.s, u: u, addr: from, gen: g, idle: flowIdle(g.cfg)}
 		e.flow = chain.NewFlow(chain.FlowConfig{
 			ID:          r.s.connID.Add(1),
 			Listener:    g.cfg.Name,
@@ -207,12 +209,15 @@ func (u *udpSocket) start(r *runner, from netip.AddrPort) *udpFlow {
 		// undoes a count that was made.
 		g.metrics.Active.Inc()
 		g.open.Add(1)
+		e.live = &connBytes{c: e.flow, m: g.metrics}
+		r.s.live.Store(e.flow, e.live)
 		if !g.addFlow(e.flow) {
 			// Retired and closed between Load and addFlow: a newer
 			// generation has been swapped in; take that one.
 			u.mu.Lock()
 			e.timer.Stop()
 			u.mu.Unlock()
+			r.s.live.Delete(e.flow)
 			g.metrics.Active.Dec()
 			g.open.Add(-1)
 			continue
@@ -271,10 +276,11 @@ func (e *udpFlow) release(f *chain.Flow) {
 	}
 	u.mu.Unlock()
 	g := e.gen
+	// Bytes first: once the gauge reads 0, the byte counters are final.
+	e.live.flush()
+	e.s.live.Delete(f)
 	g.metrics.Active.Dec()
 	g.open.Add(-1)
-	g.metrics.BytesIn.Add(float64(f.BytesIn()))
-	g.metrics.BytesOut.Add(float64(f.BytesOut()))
 	logFlowEnd(g.log, f)
 	g.removeFlow(f)
 }

@@ -318,8 +318,7 @@ func TestUDPListenerRemoved(t *testing.T) {
 	h.apply(udpConfig("v1", "1m"))
 	c := h.client()
 	mustAsk(t, c, "a", "v1:a")
-	// Another listener only: on TCP, since a UDP one on the same address
-	// would keep the socket, as a renamed listener does.
+	// Another listener only.
 	h.apply(`
 listeners:
   - name: other

@@ -1,27 +1,19 @@
 package proxy_test
 
 import (
-	"os"
-	"regexp"
 	"testing"
 
-	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
 // TestReadmeExamples loads every YAML example of the README through the
 // config loader, so that the documentation cannot drift from the code.
 func TestReadmeExamples(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(readme, -1)
-	if len(blocks) == 0 {
-		t.Fatal("README.md has no yaml example")
-	}
-	for i, b := range blocks {
-		if _, err := config.Parse("README.md.yaml", b[1]); err != nil {
-			t.Errorf("example %d: %v\n%s", i+1, err, b[1])
+	for i, cfg := range plugintest.CheckReadme(t, "README.md") {
+		for _, l := range cfg.Listeners {
+			if h := l.Chain[len(l.Chain)-1].Handler; h != "proxy" {
+				t.Errorf("example %d ends in %q, not proxy", i+1, h)
+			}
 		}
 	}
 }

@@ -1,0 +1,47 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// errPanicked is recorded when the rest of the chain panicked; the
+// supervisor recovers the panic and logs it with its stack.
+var errPanicked = errors.New("handler panicked")
+
+// WrapStream records each connection when the rest of the chain is done
+// with it. Byte counts come from the connection's counters, kept by the
+// terminal handler, so without payload c.Conn is left bare and the
+// terminal handler can still splice.
+func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
+	return chain.StreamHandlerFunc(func(ctx context.Context, c *chain.Conn) error {
+		if h.Payload {
+			c.Conn = newPayloadConn(c.Conn, h.log, c)
+		}
+		err := errPanicked
+		defer func() { h.record(c, err) }()
+		err = next.ServeStream(ctx, c)
+		return err
+	})
+}
+
+// record writes the connection's one record. The listener's logger is
+// asked first, so that a filtered-out record costs no allocation.
+func (h *Handler) record(c *chain.Conn, err error) {
+	if h.log.GetLevel() > h.level {
+		return
+	}
+	args := make([]any, 0, 8)
+	args = append(args,
+		"duration", time.Since(c.Start()),
+		"bytes_in", c.BytesIn(),
+		"bytes_out", c.BytesOut(),
+	)
+	if err != nil {
+		args = append(args, "error", err)
+	}
+	c.Logger().Named(Name).Log(h.level, "connection closed", args...)
+}

@@ -1,0 +1,104 @@
+package log_test
+
+import (
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+func TestJSONRecordHasExactByteCounts(t *testing.T) {
+	h := newHarness(t, hclog.Info, true)
+	addr := h.serve("log-json", "      - handler: log\n      - handler: echo\n")
+	c := exchange(t, addr, []byte("hello, sluice\n"), []byte("more"))
+	h.waitIdle("log-json")
+
+	recs := h.jsonRecords("connection closed")
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1:\n%s", len(recs), h.out.String())
+	}
+	r := recs[0]
+	want := map[string]any{
+		"@level":    "info",
+		"listener":  "log-json",
+		"remote":    c.LocalAddr().String(),
+		"local":     c.RemoteAddr().String(),
+		"bytes_in":  json.Number("18"),
+		"bytes_out": json.Number("18"),
+	}
+	for k, v := range want {
+		if r[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, r[k], v)
+		}
+	}
+	d, ok := r["duration"].(json.Number)
+	if !ok {
+		t.Fatalf("duration = %#v, want a number", r["duration"])
+	}
+	if ns, err := d.Int64(); err != nil || ns <= 0 || time.Duration(ns) > time.Minute {
+		t.Errorf("duration = %v ns, want a positive duration below a minute", d)
+	}
+	if _, ok := r["error"]; ok {
+		t.Errorf("error = %v on a clean connection", r["error"])
+	}
+}
+
+func TestRecordCarriesTheErrorAndLevel(t *testing.T) {
+	h := newHarness(t, hclog.Info, false)
+	addr := h.serve("log-err", `      - handler: log
+        level: warn
+      - handler: ratelimit
+        connections_per_second: 0.001
+        burst: 1
+      - handler: echo
+`)
+	exchange(t, addr, []byte("a"))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ratelimit closes this one; once it has, the chain is running.
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || chain.IsTimeout(err) {
+		t.Fatalf("second connection: read %d, %v; want it closed", n, err)
+	}
+	_ = c.Close()
+	h.waitIdle("log-err")
+
+	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	var records []string
+	for _, l := range lines {
+		if strings.Contains(l, "connection closed") {
+			records = append(records, l)
+		}
+	}
+	if len(records) != 2 {
+		t.Fatalf("%d records, want 2:\n%s", len(records), h.out.String())
+	}
+	for _, r := range records {
+		if !strings.Contains(r, "[WARN]") || !strings.Contains(r, "listener=log-err") {
+			t.Errorf("record not at warn or without its listener: %s", r)
+		}
+	}
+	if !strings.Contains(records[0], "bytes_in=1 bytes_out=1") || strings.Contains(records[0], "error=") {
+		t.Errorf("first record: %s", records[0])
+	}
+	if !strings.Contains(records[1], `error="ratelimit: connection rejected (rate)"`) || !strings.Contains(records[1], "bytes_in=0") {
+		t.Errorf("second record lacks the rejection: %s", records[1])
+	}
+}
+
+func TestRecordBelowTheLogLevelIsNotWritten(t *testing.T) {
+	h := newHarness(t, hclog.Info, false)
+	addr := h.serve("log-quiet", "      - handler: log\n        level: debug\n      - handler: echo\n")
+	exchange(t, addr, []byte("a"))
+	h.waitIdle("log-quiet")
+	if strings.Contains(h.out.String(), "connection closed") {
+		t.Fatalf("a debug record was written at log level info:\n%s", h.out.String())
+	}
+}

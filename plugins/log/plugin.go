@@ -1,0 +1,74 @@
+// Package log is the log handler: a middleware that writes one record per
+// connection when it closes, and, with payload: true, the data itself at
+// trace level.
+//
+// The stream side lives in handler.go and payload.go. A datagram side (one
+// record per UDP flow) is meant to be added in files of its own,
+// implementing chain.PacketMiddleware on the same Handler.
+package log
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/decode"
+	"github.com/sluice-dev/sluice/pkg/registry"
+)
+
+// Name is the handler's name in a chain.
+const Name = "log"
+
+func init() {
+	registry.Register(Name, func() any { return new(Handler) })
+}
+
+// DefaultLevel is the level of the per-connection record when the level
+// option is omitted.
+const DefaultLevel = "info"
+
+// levels are the accepted values of the level option, as in log.level.
+var levels = []string{"trace", "debug", "info", "warn", "error"}
+
+// Handler is the log handler. Its exported fields are its options.
+type Handler struct {
+	// Level is the level of the per-connection record.
+	Level string `mapstructure:"level"`
+	// Payload also logs the data read and written, at trace level,
+	// PayloadLimit bytes of each read or write at most.
+	Payload bool `mapstructure:"payload"`
+
+	level hclog.Level
+	log   hclog.Logger
+}
+
+var (
+	_ chain.StreamMiddleware = (*Handler)(nil)
+	_ chain.Validator        = (*Handler)(nil)
+	_ chain.Provisioner      = (*Handler)(nil)
+)
+
+// Validate checks the level.
+func (h *Handler) Validate() error {
+	if h.Level != "" && !slices.Contains(levels, h.Level) {
+		return &decode.FieldError{Key: "level", Msg: "invalid value \"" + h.Level + "\" (allowed: " + strings.Join(levels, ", ") + ")"}
+	}
+	return nil
+}
+
+// Provision fills the default level and keeps the listener's logger, whose
+// level follows log.level on every reload.
+func (h *Handler) Provision(pc chain.ProvisionContext) error {
+	if h.Level == "" {
+		h.Level = DefaultLevel
+	}
+	h.level = hclog.LevelFromString(h.Level)
+	if h.level == hclog.NoLevel {
+		return errors.New("level: invalid value " + h.Level)
+	}
+	h.log = pc.Logger
+	return nil
+}

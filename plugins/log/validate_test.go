@@ -1,0 +1,42 @@
+package log_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sluice-dev/sluice/pkg/plugintest"
+	"github.com/sluice-dev/sluice/pkg/registry"
+	logh "github.com/sluice-dev/sluice/plugins/log"
+)
+
+func TestOptions(t *testing.T) {
+	tests := []struct {
+		options map[string]any
+		want    string // "" for valid
+	}{
+		{map[string]any{}, ""},
+		{map[string]any{"level": "trace", "payload": true}, ""},
+		{map[string]any{"level": "loud"}, `level: invalid value "loud" (allowed: trace, debug, info, warn, error)`},
+		{map[string]any{"payload": "yes"}, "payload: expected true or false"},
+		{map[string]any{"format": "json"}, "format: unknown key (known: level, payload)"},
+	}
+	for _, tt := range tests {
+		_, errs := registry.New(logh.Name, tt.options)
+		var got []string
+		for _, e := range errs {
+			got = append(got, e.Error())
+		}
+		joined := strings.Join(got, "\n")
+		if (tt.want == "") != (len(errs) == 0) || !strings.Contains(joined, tt.want) {
+			t.Errorf("options %v: errors %q, want %q", tt.options, joined, tt.want)
+		}
+	}
+}
+
+func TestReadmeExamples(t *testing.T) {
+	for i, cfg := range plugintest.CheckReadme(t, "README.md") {
+		if cfg.Listeners[0].Chain[0].Handler != "log" {
+			t.Errorf("example %d does not start with log", i+1)
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// Provision checks the options against the listener's network, resolves
+// the rejection counters, and takes the listener's limiter state: the one
+// an identical ratelimit of the running chain uses, or a new one.
+func (h *Handler) Provision(pc chain.ProvisionContext) error {
+	if err := h.ValidateNetwork(pc.Network); err != nil {
+		return err
+	}
+	h.limits = h.resolve()
+	h.log = pc.Logger
+	for r := none + 1; r < numReasons; r++ {
+		if h.limits.shared.applies(r) {
+			h.rejected[r] = pc.Metrics.RatelimitRejected.WithLabelValues(pc.Listener, r.String())
+		}
+	}
+	h.key = stateKey{owner: pc.Metrics, listener: pc.Listener, limits: h.limits.shared}
+	h.state = acquire(h.key)
+	return nil
+}
+
+// Close gives the limiter state back; the last chain to use it forgets it.
+func (h *Handler) Close() error {
+	h.closeOnce.Do(func() {
+		if h.state != nil {
+			release(h.key, h.state)
+		}
+	})
+	return nil
+}
+
+// rejectErrs are made once: a flood of rejections allocates no errors.
+var rejectErrs = func() (errs [numReasons]error) {
+	for r := none + 1; r < numReasons; r++ {
+		errs[r] = fmt.Errorf("ratelimit: %w (%s)", chain.ErrRejected, r)
+	}
+	return errs
+}()
+
+// WrapStream admits or refuses each connection before next sees it. An
+// admitted connection holds its place (a connection slot, its address's
+// entry) until next returns. Only with bytes_per_second is c.Conn wrapped;
+// otherwise the socket stays bare for the terminal handler to splice.
+func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
+	return chain.StreamHandlerFunc(func(ctx context.Context, c *chain.Conn) error {
+		t, r := h.state.admit(sourceOf(c.RemoteAddr()), time.Now())
+		if r != none {
+			return h.reject(c, r)
+		}
+		defer func() { h.state.done(t, time.Now()) }()
+		if h.limits.bytesRate > 0 {
+			c.Conn = newThrottled(ctx, c.Conn, h.limits.bytesRate, h.limits.bytesBurst)
+		}
+		return next.ServeStream(ctx, c)
+	})
+}
+
+// reject closes c at once, counts and logs why, and returns an error that
+// wraps chain.ErrRejected so that an earlier log handler records it.
+func (h *Handler) reject(c *chain.Conn, r reason) error {
+	h.rejected[r].Inc() // first: whoever sees the close sees the count
+	_ = c.Close()
+	if h.log.IsDebug() {
+		c.Logger().Debug("connection rejected", "reason", r.String())
+	}
+	return rejectErrs[r]
+}
