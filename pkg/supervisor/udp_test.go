@@ -223,9 +223,14 @@ func TestUDPFlowsAreCountedAndExpire(t *testing.T) {
 	if st := h.s.Status(); len(st) != 1 || st[0].Connections != 1 || st[0].Network != "udp" {
 		t.Fatalf("status %+v", st)
 	}
+	// A scrape sees an open flow's bytes; its end adds no more.
+	h.s.FlushBytes()
+	if in, out := h.metric("in"), h.metric("out"); in != 3 || out != 9 {
+		t.Errorf("open flow: bytes in/out = %v/%v, want 3/9", in, out)
+	}
 	waitFor(t, "the flow to expire", func() bool { return h.metric("active") == 0 })
 	if in, out := h.metric("in"), h.metric("out"); in != 3 || out != 9 {
-		t.Errorf("bytes in/out = %v/%v, want 3/9", in, out)
+		t.Errorf("ended flow: bytes in/out = %v/%v, want 3/9", in, out)
 	}
 	if n := lastTag(t, "v1").ended.Load(); n != 1 {
 		t.Errorf("OnEnd ran %d times, want 1", n)
