@@ -66,6 +66,13 @@ func launch(t *testing.T, cfgPath string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, "run", "-c", cfgPath)
 	cmd.Env = append(os.Environ(), append([]string{"SLUICE_LOG_FORMAT=json", "SLUICE_LOG_LEVEL=debug"}, env...)...)
+	return launchCmd(t, cmd)
+}
+
+// launchCmd starts cmd, a sluice run prepared by the caller (extra files,
+// a wrapper), and collects its JSON log records.
+func launchCmd(t *testing.T, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ Exit codes: 0 success, 1 invalid config or a listener that cannot start,
 	root.SetVersionTemplate(versionLine() + "\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
 	root.PersistentFlags().StringP("config", "c", "", "config file (default $SLUICE_CONFIG, else "+defaultConfig+")")
-	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newGenDocsCmd())
 	return root
 }
 

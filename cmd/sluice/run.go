@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/logging"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/reload"
+	"github.com/sluice-dev/sluice/pkg/sdnotify"
 	"github.com/sluice-dev/sluice/pkg/supervisor"
 	"github.com/sluice-dev/sluice/pkg/version"
 )
@@ -52,7 +53,10 @@ func run(cmd *cobra.Command, path string) error {
 	defer signal.Stop(sigs)
 
 	ctx := context.Background()
+	inheritSockets(log, cfg)
+	notify := sdnotify.New(log.Named("sdnotify"))
 	rl := reload.New(path, sup, log, m)
+	rl.AddHook(notify) // RELOADING=1 then READY=1 around every reload
 	// The admin endpoint is a reload stage: it follows admin.address on
 	// every reload, and an address it cannot bind fails start or reload.
 	// It is closed last, so that /metrics stays up while connections drain.
@@ -65,12 +69,14 @@ func run(cmd *cobra.Command, path string) error {
 		return exitError{exitFailed}
 	}
 	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
+	notify.Ready(fmt.Sprintf("serving %d listeners", len(cfg.Listeners)))
 
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
 			_, _ = rl.Reload(ctx, "signal")
 		case syscall.SIGTERM, syscall.SIGINT:
+			notify.Stopping("draining connections")
 			adm.SetDraining()
 			return shutdown(log, sup, sigs, sig)
 		}

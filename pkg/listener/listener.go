@@ -12,6 +12,9 @@ import (
 
 // Spec says what to bind.
 type Spec struct {
+	// Name is the listener's name: a socket systemd passed under this
+	// name (see InheritSystemd) is served instead of binding one.
+	Name    string
 	Network string // tcp, tcp4, tcp6, unix, udp, udp4, udp6
 	Address string
 	// Mode is the Unix socket file's permission bits; 0 keeps the
@@ -23,8 +26,12 @@ type Spec struct {
 // the address.
 var ErrInUse = errors.New("address already in use")
 
-// ListenStream binds a TCP or Unix stream socket.
+// ListenStream binds a TCP or Unix stream socket, or takes the one
+// systemd passed under s.Name.
 func ListenStream(ctx context.Context, s Spec) (net.Listener, error) {
+	if ln, err := inheritedListener(s); ln != nil || err != nil {
+		return ln, err
+	}
 	switch s.Network {
 	case "tcp", "tcp4", "tcp6":
 		var lc net.ListenConfig
@@ -42,8 +49,12 @@ func ListenStream(ctx context.Context, s Spec) (net.Listener, error) {
 	return nil, fmt.Errorf("listen: network %q is not a stream network", s.Network)
 }
 
-// ListenPacket binds a UDP socket.
+// ListenPacket binds a UDP socket, or takes the one systemd passed under
+// s.Name.
 func ListenPacket(ctx context.Context, s Spec) (net.PacketConn, error) {
+	if pc, err := inheritedPacketConn(s); pc != nil || err != nil {
+		return pc, err
+	}
 	switch s.Network {
 	case "udp", "udp4", "udp6":
 		var lc net.ListenConfig

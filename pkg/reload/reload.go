@@ -26,6 +26,7 @@ type Reloader struct {
 	rootLog hclog.Logger
 	log     hclog.Logger
 	metrics *metrics.Metrics
+	hooks   []Hook // see AddHook; guarded by mu
 
 	// mu serializes reloads: two triggers at once load and apply in turn.
 	mu     sync.Mutex
@@ -67,9 +68,11 @@ func New(path string, sup *supervisor.Supervisor, root hclog.Logger, m *metrics.
 
 // Reload loads the config file and applies it. trigger names what asked
 // for it (signal, file, admin) in the log line.
-func (r *Reloader) Reload(ctx context.Context, trigger string) (supervisor.Summary, error) {
+func (r *Reloader) Reload(ctx context.Context, trigger string) (sum supervisor.Summary, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	end := r.begin(trigger)
+	defer func() { end(err) }()
 	cfg, err := config.Load(r.path)
 	if err != nil {
 		return r.failed(trigger, err)

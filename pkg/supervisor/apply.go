@@ -179,7 +179,7 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 }
 
 func specOf(l config.Listener) listener.Spec {
-	spec := listener.Spec{Network: l.Network, Address: l.Address}
+	spec := listener.Spec{Name: l.Name, Network: l.Network, Address: l.Address}
 	if l.Socket.Mode != "" {
 		// Validated when the config was loaded.
 		spec.Mode, _ = config.ParseMode(l.Socket.Mode)
