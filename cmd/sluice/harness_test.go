@@ -64,7 +64,9 @@ func startSluice(t *testing.T, cfgPath string, env ...string) *proc {
 
 func launch(t *testing.T, cfgPath string, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-c", cfgPath)
+	// --watch=false: these tests reload by SIGHUP and expect exactly
+	// that reload; the file watcher would add one for each write.
+	cmd := exec.Command(binary, "run", "-c", cfgPath, "--watch=false")
 	cmd.Env = append(os.Environ(), append([]string{"SLUICE_LOG_FORMAT=json", "SLUICE_LOG_LEVEL=debug"}, env...)...)
 	return launchCmd(t, cmd)
 }

@@ -21,22 +21,26 @@ import (
 )
 
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the appliance in the foreground",
 		Long: `run serves the config's listeners in the foreground, logging to stderr.
 
-Signals: SIGHUP reloads the config. SIGTERM or SIGINT stops accepting, lets
-open connections finish for up to shutdown.drain_timeout, closes the rest
-and exits 0; a second SIGINT exits at once.`,
+The config is reloaded when its file changes (unless --watch=false) and on
+SIGHUP. SIGTERM or SIGINT stops accepting, lets open connections finish for
+up to shutdown.drain_timeout, closes the rest and exits 0; a second SIGINT
+exits at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return run(cmd, configPath(cmd))
+			watch, _ := cmd.Flags().GetBool("watch")
+			return run(cmd, configPath(cmd), watch)
 		},
 	}
+	cmd.Flags().Bool("watch", true, "reload when the config file changes (SIGHUP reloads either way)")
+	return cmd
 }
 
-func run(cmd *cobra.Command, path string) error {
+func run(cmd *cobra.Command, path string, watch bool) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		printErrors(cmd, err)
@@ -69,6 +73,7 @@ func run(cmd *cobra.Command, path string) error {
 		return exitError{exitFailed}
 	}
 	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
+	stopWatch := startWatch(ctx, rl, log, watch)
 	notify.Ready(fmt.Sprintf("serving %d listeners", len(cfg.Listeners)))
 
 	for sig := range sigs {
@@ -77,11 +82,37 @@ func run(cmd *cobra.Command, path string) error {
 			_, _ = rl.Reload(ctx, "signal")
 		case syscall.SIGTERM, syscall.SIGINT:
 			notify.Stopping("draining connections")
+			// No file event may start a reload once draining begins.
+			stopWatch()
 			adm.SetDraining()
 			return shutdown(log, sup, sigs, sig)
 		}
 	}
 	return nil
+}
+
+// startWatch runs the config file watcher in a goroutine owned by run;
+// the returned function stops it and waits for it to end.
+func startWatch(ctx context.Context, rl *reload.Reloader, log hclog.Logger, enabled bool) func() {
+	if !enabled {
+		log.Info("config file watch disabled; reload with SIGHUP")
+		return func() {}
+	}
+	w, err := reload.NewWatcher(rl)
+	if err != nil {
+		log.Error("cannot watch the config file; reload with SIGHUP", "error", err)
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // shutdown drains in the background while watching for a second SIGINT,

@@ -144,7 +144,7 @@ func socketFile(t *testing.T, network, address string) (*os.File, string) {
 // it to its own pid and then execs sluice, keeping the pid.
 func activate(t *testing.T, cfgPath string, names []string, files ...*os.File) *proc {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", `export LISTEN_PID=$$; exec "$0" "$@"`, binary, "run", "-c", cfgPath)
+	cmd := exec.Command("/bin/sh", "-c", `export LISTEN_PID=$$; exec "$0" "$@"`, binary, "run", "-c", cfgPath, "--watch=false")
 	cmd.Env = append(os.Environ(), "SLUICE_LOG_FORMAT=json", "SLUICE_LOG_LEVEL=debug",
 		"LISTEN_FDS="+strconv.Itoa(len(files)), "LISTEN_FDNAMES="+strings.Join(names, ":"))
 	cmd.ExtraFiles = files

@@ -68,7 +68,9 @@ func startSluice(t *testing.T, path string) *proc {
 	if sluiceBin == "" {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	p := &proc{t: t, cmd: exec.Command(sluiceBin, "run", "-c", path), exited: make(chan error, 1)}
+	// --watch=false: these tests reload by SIGHUP and POST /reload and
+	// count the reloads; the file watcher would add its own.
+	p := &proc{t: t, cmd: exec.Command(sluiceBin, "run", "-c", path, "--watch=false"), exited: make(chan error, 1)}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

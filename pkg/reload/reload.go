@@ -81,9 +81,14 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (sum supervisor.S
 }
 
 func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string) (supervisor.Summary, error) {
-	sum, err := r.transact(ctx, cfg)
-	if err != nil {
-		return r.failed(trigger, fmt.Errorf("%s: %w", r.path, err))
+	sum := supervisor.Summary{Unchanged: true}
+	// An unchanged config is caught before any stage is prepared, so
+	// that it does not so much as re-bind the admin endpoint.
+	if cur := r.sup.Config(); cur == nil || cur.Hash != cfg.Hash {
+		var err error
+		if sum, err = r.transact(ctx, cfg); err != nil {
+			return r.failed(trigger, fmt.Errorf("%s: %w", r.path, err))
+		}
 	}
 	r.metrics.ConfigReloads.WithLabelValues("success").Inc()
 	r.metrics.LastReloadSuccessTime.Set(float64(time.Now().UnixNano()) / 1e9)
@@ -92,6 +97,8 @@ func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string
 		r.log.Info("config unchanged; nothing to do", "trigger", trigger, "sha256", short(cfg.Hash))
 		return sum, nil
 	}
+	// Log settings first, so that the line below is already in the new
+	// format.
 	logging.Apply(r.rootLog, cfg.Log)
 	r.log.Info("config reloaded", "trigger", trigger, "sha256", short(cfg.Hash),
 		"added", list(sum.Added), "removed", list(sum.Removed), "changed", list(sum.Changed))

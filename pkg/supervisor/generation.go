@@ -63,12 +63,15 @@ func newGeneration(cfg config.Listener, log hclog.Logger, handlers []any, stream
 	}
 }
 
-// add registers c; it fails once the generation has been closed, and the
-// caller then takes the listener's current generation instead.
+// add registers c; it fails once the generation has been retired, and
+// the caller then takes the listener's current generation instead (a
+// generation is retired only after its successor was swapped in, or after
+// its accept loop ended). So a retired chain never takes a new connection,
+// and its drain timer covers every connection it has.
 func (g *generation) add(c *chain.Conn) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
+	if g.retired {
 		return false
 	}
 	g.conns[c] = struct{}{}

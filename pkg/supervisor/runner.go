@@ -64,8 +64,8 @@ func (r *runner) handle(nc net.Conn) {
 		g := r.gen.Load()
 		c := chain.NewConn(nc, r.s.connID.Add(1), g.cfg.Name, g.cfg.IdleTimeout, g.log)
 		if !g.add(c) {
-			// Retired and closed between Load and add: a newer
-			// generation has been swapped in; take that one.
+			// Retired between Load and add: a newer generation has
+			// been swapped in; take that one.
 			continue
 		}
 		r.s.wg.Add(1)
