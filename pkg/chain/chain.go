@@ -54,7 +54,9 @@ type ProvisionContext struct {
 	Listener string
 	// Network is the listener's network (tcp, unix, udp, ...).
 	Network string
-	// IdleTimeout is the listener's idle_timeout (0: never).
+	// IdleTimeout is the listener's idle_timeout (0: never). On a UDP
+	// listener it is how long a flow lives quiet, never 0: an
+	// idle_timeout of 0 means DefaultFlowIdleTimeout there.
 	IdleTimeout time.Duration
 	// Logger is the listener's logger, for lifecycle messages.
 	Logger hclog.Logger

@@ -77,7 +77,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 		if kept {
 			st.mode, st.socket = modeChange(r.gen.Load().cfg, l)
 		} else {
-			ln, err := listener.ListenStream(ctx, specOf(l))
+			ln, err := listen(ctx, l)
 			if err != nil {
 				g.cancel()
 				_ = chain.CloseAll(g.handlers)
@@ -126,13 +126,14 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 // provisioned, then the chain compiled. Nothing is bound.
 func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 	log := s.log.Named("listener").With("listener", l.Name, "network", l.Network)
+	idle := l.IdleTimeout
 	if !l.IsStream() {
-		return nil, fmt.Errorf("listeners[%d] (%s): %s listeners are not supported yet", i, l.Name, l.Network)
+		idle = flowIdle(l)
 	}
 	pctx := chain.ProvisionContext{
 		Listener:    l.Name,
 		Network:     l.Network,
-		IdleTimeout: l.IdleTimeout,
+		IdleTimeout: idle,
 		Logger:      log,
 		Metrics:     s.metrics,
 	}
@@ -154,7 +155,16 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 		}
 		handlers = append(handlers, h)
 	}
-	stream, err := chain.Compile(handlers)
+	var (
+		stream chain.StreamHandler
+		packet chain.PacketHandler
+		err    error
+	)
+	if l.IsStream() {
+		stream, err = chain.Compile(handlers)
+	} else {
+		packet, err = chain.CompilePacket(handlers)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("listeners[%d].chain: %w", i, err))
 	}
@@ -164,6 +174,7 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 		s.open[l.Name] = open
 	}
 	g := newGeneration(l, log, handlers, stream, s.metrics.ForListener(l.Name), open)
+	g.packet = packet
 	g.forced = &s.forced
 	return g, nil
 }

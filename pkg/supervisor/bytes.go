@@ -3,9 +3,15 @@ package supervisor
 import (
 	"sync"
 
-	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 )
+
+// byteCounts is what connBytes reads: a *chain.Conn, or a UDP flow's
+// *chain.Flow (udp.go).
+type byteCounts interface {
+	BytesIn() int64
+	BytesOut() int64
+}
 
 // connBytes is an open connection's part of sluice_bytes_total. Terminal
 // handlers count bytes on the chain.Conn from their copy loops; what has
@@ -14,7 +20,7 @@ import (
 // a long-lived connection's traffic shows while it happens instead of all
 // at once when it closes. Nothing here runs per read.
 type connBytes struct {
-	c *chain.Conn
+	c byteCounts
 	m *metrics.Listener
 
 	mu      sync.Mutex // a scrape and the connection's end may flush at once

@@ -22,6 +22,7 @@ type generation struct {
 	cfg      config.Listener
 	log      hclog.Logger
 	stream   chain.StreamHandler
+	packet   chain.PacketHandler // UDP listeners (udp.go); stream is nil then
 	handlers []any
 	metrics  *metrics.Listener
 	// open is shared by all generations of one listener name.
@@ -40,6 +41,7 @@ type generation struct {
 
 	mu      sync.Mutex
 	conns   connList
+	flows   map[*chain.Flow]*connBytes // UDP flows (udp.go)
 	retired bool
 	closed  bool
 	timer   *time.Timer
@@ -59,6 +61,7 @@ func newGeneration(cfg config.Listener, log hclog.Logger, handlers []any, stream
 		open:     open,
 		ctx:      ctx,
 		cancel:   cancel,
+		flows:    make(map[*chain.Flow]*connBytes),
 		done:     make(chan struct{}),
 	}
 }
@@ -83,27 +86,33 @@ func (g *generation) add(t *tracked) bool {
 func (g *generation) remove(t *tracked) {
 	g.mu.Lock()
 	g.conns.remove(t)
-	last := g.retired && g.conns.n == 0
+	last := g.retired && g.members() == 0
 	g.mu.Unlock()
 	if last {
 		g.close()
 	}
 }
 
-// active is the number of open connections.
+// members counts open connections and flows; g.mu must be held.
+func (g *generation) members() int { return g.conns.n + len(g.flows) }
+
+// active is the number of open connections (UDP: flows).
 func (g *generation) active() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.conns.n
+	return g.members()
 }
 
 // flushBytes brings sluice_bytes_total up to date with the bytes of the
-// generation's open connections.
+// generation's open connections and flows.
 func (g *generation) flushBytes() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for t := g.conns.head; t != nil; t = t.next {
 		t.bytes.flush()
+	}
+	for _, b := range g.flows {
+		b.flush()
 	}
 }
 
@@ -117,7 +126,7 @@ func (g *generation) retire(drain time.Duration) {
 		return
 	}
 	g.retired = true
-	empty := g.conns.n == 0
+	empty := g.members() == 0
 	if !empty {
 		g.timer = time.AfterFunc(drain, g.close)
 	}
@@ -143,19 +152,26 @@ func (g *generation) close() {
 	for t := g.conns.head; t != nil; t = t.next {
 		forced = append(forced, &t.conn)
 	}
+	flows := make([]*chain.Flow, 0, len(g.flows))
+	for f := range g.flows {
+		flows = append(flows, f)
+	}
 	g.mu.Unlock()
 	if g.set != nil {
 		g.set.remove(g)
 	}
 
-	if len(forced) > 0 {
-		g.log.Info("drain timeout: closing remaining connections", "connections", len(forced))
+	if n := len(forced) + len(flows); n > 0 {
+		g.log.Info("drain timeout: closing remaining connections", "connections", n)
 		if g.forced != nil {
-			g.forced.Add(int64(len(forced)))
+			g.forced.Add(int64(n))
 		}
 	}
 	for _, c := range forced {
 		_ = c.Raw().Close()
+	}
+	for _, f := range flows {
+		f.Close(nil)
 	}
 	g.cancel()
 	if err := chain.CloseAll(g.handlers); err != nil {

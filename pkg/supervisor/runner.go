@@ -32,6 +32,10 @@ type runner struct {
 // start runs the accept loop in a goroutine owned by the supervisor; it
 // ends when stop closes the socket.
 func (r *runner) start() {
+	if u, ok := r.ln.(*udpSocket); ok {
+		r.startUDP(u)
+		return
+	}
 	r.acceptDone = make(chan struct{})
 	r.s.wg.Add(1)
 	go func() {

@@ -5,5 +5,6 @@ package all
 import (
 	_ "github.com/sluice-dev/sluice/plugins/echo"      // echo
 	_ "github.com/sluice-dev/sluice/plugins/log"       // log
+	_ "github.com/sluice-dev/sluice/plugins/proxy"     // proxy
 	_ "github.com/sluice-dev/sluice/plugins/ratelimit" // ratelimit
 )

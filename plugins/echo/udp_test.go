@@ -1,0 +1,121 @@
+package echo_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+
+	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/supervisor"
+	_ "github.com/sluice-dev/sluice/plugins/echo"
+)
+
+// startUDPEcho serves an echo UDP listener and returns its address. The
+// supervisor is shut down, and goroutine leaks checked, at cleanup.
+func startUDPEcho(t *testing.T) string {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last
+	sup := supervisor.New(hclog.NewNullLogger(), nil)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = sup.Shutdown(ctx)
+	})
+	cfg, err := config.Parse("test.yaml", []byte(`
+listeners:
+  - name: echo-udp
+    network: udp
+    address: 127.0.0.1:0
+    chain:
+      - handler: echo
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sup.Apply(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := sup.Addr("echo-udp")
+	return addr
+}
+
+// TestUDPEchoGoClients: every datagram comes back to its sender whole,
+// from the empty one to the largest UDP allows, for clients at once.
+func TestUDPEchoGoClients(t *testing.T) {
+	addr := startUDPEcho(t)
+	sizes := []int{0, 1, 512, 1472, 9000, 65507}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for client := range 3 {
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 64<<10)
+			for i, size := range sizes {
+				msg := bytes.Repeat([]byte{byte('a' + client)}, size)
+				if size >= 8 {
+					copy(msg, fmt.Sprintf("%d-%d-", client, i))
+				}
+				if _, err := c.Write(msg); err != nil {
+					errs <- err
+					return
+				}
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := c.Read(buf)
+				if err != nil {
+					errs <- fmt.Errorf("client %d, %d bytes: %v", client, size, err)
+					return
+				}
+				if !bytes.Equal(buf[:n], msg) {
+					errs <- fmt.Errorf("client %d: sent %d bytes, got %d different ones", client, size, n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestUDPEchoSocat is SPEC's "socat - UDP:127.0.0.1:7001".
+func TestUDPEchoSocat(t *testing.T) {
+	socat, err := exec.LookPath("socat")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("socat is required in CI (apt-get install socat)")
+		}
+		t.Skip("socat is not installed; apt-get install socat to run this test")
+	}
+	addr := startUDPEcho(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Each line is one datagram; -t 1 waits for the last answers
+	// after the input ends.
+	cmd := exec.CommandContext(ctx, socat, "-t", "1", "-", "UDP:"+addr)
+	cmd.Stdin = strings.NewReader("hello\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("socat: %v\n%s", err, out)
+	}
+	if string(out) != "hello\n" {
+		t.Fatalf("socat printed %q, want \"hello\\n\"", out)
+	}
+}

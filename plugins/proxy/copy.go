@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// pair is one proxied stream connection: the client and its upstream,
+// copied both ways by two named loops (clientToUpstream, upstreamToClient)
+// that share an idle clock.
+type pair struct {
+	h   *Handler
+	c   *chain.Conn
+	up  net.Conn
+	url string
+
+	// idle is the connection's idle_timeout (0: none). The pair is idle
+	// only when nothing moved in either direction for that long, so the
+	// two loops share one last-activity clock, and a watchdog timer, not
+	// a deadline per direction, decides.
+	idle  time.Duration
+	tick  time.Duration // how often a splicing loop reports progress
+	base  time.Time
+	last  atomic.Int64 // nanoseconds since base of the last progress
+	watch *time.Timer  // guarded by mu
+
+	mu      sync.Mutex
+	err     error // what ended the pair early; the first one wins
+	stopped bool
+}
+
+// pipe copies c and up both ways until both directions have ended (each
+// end passed on as a half-close) or one fails, then closes both sides.
+func (h *Handler) pipe(c *chain.Conn, up net.Conn, url string) error {
+	p := &pair{h: h, c: c, up: up, url: url, idle: c.IdleTimeout(), base: time.Now()}
+	if p.idle > 0 {
+		p.tick = max(p.idle/4, time.Millisecond)
+		p.mu.Lock()
+		p.watch = time.AfterFunc(p.idle, p.checkIdle)
+		p.mu.Unlock()
+	}
+	// The second loop's goroutine is owned by pipe, which waits for it;
+	// it ends at the upstream's EOF or when stop closes both sides.
+	back := make(chan struct{})
+	go func() {
+		defer close(back)
+		p.upstreamToClient()
+	}()
+	p.clientToUpstream()
+	<-back
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watch != nil {
+		p.watch.Stop()
+	}
+	p.stopped = true
+	return p.err
+}
+
+// clientToUpstream copies what the client sends; the client's EOF becomes
+// a half-close towards the upstream.
+func (p *pair) clientToUpstream() {
+	if err := p.copy(p.up, p.c.Conn, p.c.AddIn); err != nil {
+		p.stop(fmt.Errorf("proxy: client to %s: %w", p.url, err))
+		return
+	}
+	if !chain.CloseWrite(p.up) {
+		p.stop(nil)
+	}
+}
+
+// upstreamToClient copies what the upstream answers; the upstream's EOF
+// becomes a half-close towards the client. A client connection that
+// cannot half-close (a wrapper without CloseWrite) is closed instead,
+// since its peer would otherwise wait for an EOF that never comes.
+func (p *pair) upstreamToClient() {
+	if err := p.copy(p.c.Conn, p.up, p.c.AddOut); err != nil {
+		p.stop(fmt.Errorf("proxy: %s to client: %w", p.url, err))
+		return
+	}
+	if !chain.CloseWrite(p.c.Conn) {
+		p.stop(nil)
+	}
+}
+
+// stop ends the pair early: it records why (the first reason wins) and
+// closes both sides, which unblocks the other loop. A nil reason closes
+// without an error.
+func (p *pair) stop(err error) {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.stopped = true
+	p.err = err
+	p.mu.Unlock()
+	_ = p.up.Close()
+	_ = p.c.Conn.Close()
+}
+
+// touch records progress in either direction.
+func (p *pair) touch() {
+	if p.idle > 0 {
+		p.last.Store(int64(time.Since(p.base)))
+	}
+}
+
+// checkIdle is the watchdog: it ends the pair once nothing has moved
+// either way for idle, and otherwise sleeps for the time left.
+func (p *pair) checkIdle() {
+	quiet := time.Since(p.base) - time.Duration(p.last.Load())
+	if quiet < p.idle {
+		p.mu.Lock()
+		if !p.stopped {
+			p.watch.Reset(p.idle - quiet)
+		}
+		p.mu.Unlock()
+		return
+	}
+	p.stop(fmt.Errorf("proxy: %w", chain.ErrIdleTimeout))
+}
+
+// copy moves src to dst until src's EOF (nil) or an error, counting bytes
+// with count as they go. It takes the kernel's zero-copy path when both
+// ends are sockets that splice(2) joins and nothing in the chain wraps the
+// client, and a pooled-buffer loop otherwise.
+func (p *pair) copy(dst, src net.Conn, count func(int64)) error {
+	if rf := spliceWith(dst, src); rf != nil {
+		p.h.paths.splice.Add(1)
+		return p.spliceLoop(rf, src, count)
+	}
+	p.h.paths.buffered.Add(1)
+	return p.bufferedLoop(dst, src, count)
+}
+
+// pathStats counts the copy paths taken (one per direction and pair).
+type pathStats struct {
+	splice, buffered atomic.Int64
+}
+
+// spliceWith returns the call that splices src into dst, or nil when the
+// pair of types has no zero-copy path. The types are the accepted and
+// dialed sockets themselves: a middleware's wrapper never matches, which
+// is right, since it wants to see the bytes. Go splices into a TCP socket
+// from TCP or Unix stream sockets (TCPConn.ReadFrom), and from TCP into a
+// Unix stream socket (TCPConn.WriteTo).
+func spliceWith(dst, src net.Conn) func() (int64, error) {
+	switch d := dst.(type) {
+	case *net.TCPConn:
+		switch src.(type) {
+		case *net.TCPConn, *net.UnixConn:
+			return func() (int64, error) { return d.ReadFrom(src) }
+		}
+	case *net.UnixConn:
+		if s, ok := src.(*net.TCPConn); ok {
+			return func() (int64, error) { return s.WriteTo(d) }
+		}
+	}
+	return nil
+}
+
+// spliceLoop runs the splice until EOF. With an idle timeout, src's read
+// deadline makes the splice return every tick, so that the bytes moved
+// are counted and reported to the watchdog while a transfer runs; the
+// deadline only ever fires while splice waits for src with an empty pipe,
+// so no byte is lost when it does.
+func (p *pair) spliceLoop(splice func() (int64, error), src net.Conn, count func(int64)) error {
+	for {
+		if p.idle > 0 {
+			if err := src.SetReadDeadline(time.Now().Add(p.tick)); err != nil {
+				return err
+			}
+		}
+		n, err := splice()
+		if n > 0 {
+			count(n)
+			p.touch()
+		}
+		if err == nil {
+			return nil
+		}
+		if p.idle > 0 && chain.IsTimeout(err) && !p.isStopped() {
+			continue
+		}
+		return err
+	}
+}
+
+func (p *pair) isStopped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopped
+}
+
+// bufferedLoop copies through a pooled buffer: the path for wrapped
+// connections and for socket pairs splice cannot join.
+func (p *pair) bufferedLoop(dst, src net.Conn, count func(int64)) error {
+	bufp := chain.GetBuffer()
+	defer chain.PutBuffer(bufp)
+	buf := *bufp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			p.touch()
+			w, werr := dst.Write(buf[:n])
+			if w > 0 {
+				count(int64(w))
+				p.touch()
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			return rerr
+		}
+	}
+}

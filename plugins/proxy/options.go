@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// Balance values.
+const (
+	RoundRobin = "round_robin"
+	Random     = "random"
+	LeastConn  = "least_conn"
+)
+
+var balances = []string{RoundRobin, Random, LeastConn}
+
+// target is one parsed upstream URL.
+type target struct {
+	url     string // as written in the config: the metrics label
+	network string // tcp, unix or udp, for net.Dial
+	address string
+}
+
+func (t target) datagram() bool { return t.network == "udp" }
+
+// Validate checks the options and parses the upstream URLs. Every problem
+// is reported, each under its key.
+func (h *Handler) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if len(h.Upstreams) == 0 {
+		add("upstreams", "required: a list of tcp://host:port, unix:///path or udp://host:port")
+	}
+	h.targets = h.targets[:0]
+	for i, raw := range h.Upstreams {
+		t, err := parseUpstream(raw)
+		if err != nil {
+			add(fmt.Sprintf("upstreams[%d]", i), "%v", err)
+			continue
+		}
+		h.targets = append(h.targets, t)
+	}
+	if h.Balance != "" && !oneOf(h.Balance, balances) {
+		add("balance", "invalid value %q (allowed: %s)", h.Balance, strings.Join(balances, ", "))
+	}
+	if h.ConnectTimeout < 0 {
+		add("connect_timeout", "must not be negative")
+	}
+	if h.FailTimeout < 0 {
+		add("fail_timeout", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateNetwork refuses upstreams of the other kind than the listener:
+// a stream cannot be forwarded as datagrams, nor the reverse.
+func (h *Handler) ValidateNetwork(network string) error {
+	datagram := network == "udp" || network == "udp4" || network == "udp6"
+	var errs []error
+	for i, raw := range h.Upstreams {
+		t, err := parseUpstream(raw)
+		if err != nil {
+			continue // reported by Validate
+		}
+		switch {
+		case datagram && !t.datagram():
+			errs = append(errs, fmt.Errorf("upstreams[%d]: %q is a stream upstream; a %s listener forwards datagrams to udp://host:port upstreams", i, raw, network))
+		case !datagram && t.datagram():
+			errs = append(errs, fmt.Errorf("upstreams[%d]: %q is a datagram upstream; a %s listener forwards to tcp://host:port or unix:///path upstreams", i, raw, network))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Provision fills in the defaults and sets up the upstream pool.
+func (h *Handler) Provision(ctx chain.ProvisionContext) error {
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if err := h.ValidateNetwork(ctx.Network); err != nil {
+		return err
+	}
+	if h.Balance == "" {
+		h.Balance = DefaultBalance
+	}
+	if h.ConnectTimeout == 0 {
+		h.ConnectTimeout = DefaultConnectTimeout
+	}
+	if h.FailTimeout == 0 {
+		h.FailTimeout = DefaultFailTimeout
+	}
+	h.log = ctx.Logger.Named(Name)
+	h.pool = newPool(h.targets, h.Balance, h.FailTimeout, h.log, func(u string) counter {
+		return ctx.Metrics.UpstreamErrors.WithLabelValues(ctx.Listener, u)
+	})
+	return nil
+}
+
+const upstreamForms = "want tcp://host:port, unix:///path or udp://host:port"
+
+// parseUpstream reads one upstream URL. A Unix socket path is absolute
+// (unix:///run/app.sock) or relative to the working directory
+// (unix:app.sock); unix://app.sock would make "app.sock" a host name, so
+// it is refused with the two right spellings.
+func parseUpstream(raw string) (target, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return target{}, fmt.Errorf("invalid upstream %q: %s", raw, upstreamForms)
+	}
+	switch u.Scheme {
+	case "tcp", "udp":
+		if u.Opaque != "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return target{}, fmt.Errorf("invalid upstream %q: want %s://host:port and nothing else", raw, u.Scheme)
+		}
+		host, port, err := net.SplitHostPort(u.Host)
+		if err != nil || host == "" {
+			return target{}, fmt.Errorf("invalid upstream %q: want %s://host:port, e.g. %s://127.0.0.1:8080", raw, u.Scheme, u.Scheme)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return target{}, fmt.Errorf("invalid upstream %q: port %q is not a number from 1 to 65535", raw, port)
+		}
+		return target{url: raw, network: u.Scheme, address: u.Host}, nil
+	case "unix":
+		path := u.Path
+		if u.Opaque != "" {
+			path = u.Opaque
+		}
+		if u.Host != "" || path == "" || u.RawQuery != "" || u.Fragment != "" {
+			return target{}, fmt.Errorf("invalid upstream %q: want unix:///absolute/path or unix:relative/path", raw)
+		}
+		if len(path) > 107 {
+			return target{}, fmt.Errorf("invalid upstream %q: socket path is %d bytes long; the kernel accepts at most 107", raw, len(path))
+		}
+		return target{url: raw, network: "unix", address: path}, nil
+	}
+	return target{}, fmt.Errorf("invalid upstream %q: unknown scheme %q: %s", raw, u.Scheme, upstreamForms)
+}
+
+func oneOf(v string, allowed []string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}

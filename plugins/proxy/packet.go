@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// session is a UDP flow's upstream side: a connected socket of its own,
+// so that the upstream's replies (and ICMP errors) come back on a socket
+// that belongs to exactly one client address.
+type session struct {
+	conn *net.UDPConn
+	up   *upstream
+}
+
+// sessionKey is the key of a flow's session: one per handler, so that
+// two proxies in different generations never share one.
+type sessionKey struct{ h *Handler }
+
+var errClosed = errors.New("proxy: handler closed")
+
+// ServePacket forwards the datagram on the flow's upstream socket,
+// opening one on the flow's first datagram. A failed send ends the flow,
+// with the upstream marked down: the client's next datagram starts a new
+// flow on another upstream.
+func (h *Handler) ServePacket(ctx context.Context, p *chain.Packet) error {
+	s, _ := p.Flow.Value(sessionKey{h}).(*session)
+	if s == nil {
+		var err error
+		if s, err = h.open(ctx, p.Flow); err != nil {
+			return err
+		}
+	}
+	if _, err := s.conn.Write(p.Data); err != nil {
+		if !errors.Is(err, net.ErrClosed) {
+			// Closed means the flow just ended (its relay saw the
+			// upstream fail and said so); anything else is news.
+			h.pool.failed(s.up, err)
+		}
+		return fmt.Errorf("proxy: sending to %s: %w", s.up.url, err)
+	}
+	return nil
+}
+
+// open connects the flow's upstream socket and starts the relay that
+// carries replies back. Both end with the flow: its end closes the socket,
+// which ends the relay.
+func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
+	var buf [maxTries]*upstream
+	d := net.Dialer{Timeout: h.ConnectTimeout}
+	var nerr *noUpstreamError
+	for _, u := range h.pool.order(buf[:0]) {
+		// Connecting a UDP socket sends nothing; it fails only when the
+		// name does not resolve or there is no route.
+		c, err := d.DialContext(ctx, u.network, u.address)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("proxy: connecting to %s: %w", u.url, err)
+			}
+			h.pool.failed(u, err)
+			if nerr == nil {
+				nerr = &noUpstreamError{}
+			}
+			nerr.tried = append(nerr.tried, u.url)
+			nerr.errs = append(nerr.errs, fmt.Errorf("%s: %w", u.url, err))
+			continue
+		}
+		s := &session{conn: c.(*net.UDPConn), up: u}
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			_ = c.Close()
+			return nil, errClosed
+		}
+		h.relays.Add(1)
+		h.mu.Unlock()
+		u.active.Add(1)
+		f.SetValue(sessionKey{h}, s)
+		f.OnEnd(func(*chain.Flow) {
+			_ = s.conn.Close()
+			u.active.Add(-1)
+		})
+		go h.relay(s, f)
+		return s, nil
+	}
+	if nerr == nil {
+		return nil, fmt.Errorf("proxy: %w", ErrNoUpstream)
+	}
+	return nil, fmt.Errorf("proxy: %w", nerr)
+}
+
+// relay sends the upstream's replies to the client until the flow ends
+// (its socket closed: a quiet exit) or the upstream reports an error,
+// such as the ICMP port unreachable that surfaces as ECONNREFUSED on a
+// connected socket; then the upstream is marked down and the flow ended.
+func (h *Handler) relay(s *session, f *chain.Flow) {
+	// recvLoop only returns with an error: net.ErrClosed when the flow
+	// ended and closed the socket.
+	err := recvLoop(s.conn, func(b []byte) {
+		// A failed reply (the client's network) is not the
+		// upstream's fault; the datagram is lost, as UDP allows.
+		_, _ = f.Reply(b)
+	})
+	// Done before Close: ending the flow may close the generation, whose
+	// handler Close waits for this very goroutine.
+	h.relays.Done()
+	if !errors.Is(err, net.ErrClosed) {
+		h.pool.failed(s.up, err)
+		f.Close(fmt.Errorf("proxy: receiving from %s: %w", s.up.url, err))
+	}
+}

@@ -1,0 +1,75 @@
+// Package proxy is the proxy handler: a terminal handler that forwards a
+// stream connection (TCP, Unix) to one of its upstreams and copies bytes
+// both ways, or, on a UDP listener, keeps one upstream socket per client
+// address and routes the replies back. The balance, the connect timeout
+// and the skipping of failed upstreams are the same for both.
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/registry"
+)
+
+// Name is the handler's name in a chain.
+const Name = "proxy"
+
+// Defaults, as documented in the README.
+const (
+	DefaultBalance        = RoundRobin
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultFailTimeout    = 10 * time.Second
+)
+
+func init() {
+	registry.Register(Name, func() any { return new(Handler) })
+}
+
+// Handler is the proxy handler. Its exported fields are its options.
+type Handler struct {
+	// Upstreams are tcp://host:port, unix:///path (or unix:relative/path)
+	// for stream listeners, udp://host:port for UDP listeners.
+	Upstreams []string `mapstructure:"upstreams"`
+	// Balance picks the upstream: round_robin, random or least_conn.
+	Balance string `mapstructure:"balance"`
+	// ConnectTimeout bounds one connect attempt.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+	// FailTimeout is how long an upstream that failed is skipped.
+	FailTimeout time.Duration `mapstructure:"fail_timeout"`
+
+	targets []target // parsed by Validate
+	pool    *pool
+	log     hclog.Logger
+	// paths counts the copy paths taken, so that a test can see that an
+	// unwrapped TCP connection reached the kernel's splice path.
+	paths pathStats
+
+	// relays counts the goroutines that carry UDP replies back; Close
+	// waits for them. closed refuses new ones once Close has begun.
+	mu     sync.Mutex
+	closed bool
+	relays sync.WaitGroup
+}
+
+var (
+	_ chain.StreamHandler    = (*Handler)(nil)
+	_ chain.PacketHandler    = (*Handler)(nil)
+	_ chain.Validator        = (*Handler)(nil)
+	_ chain.NetworkValidator = (*Handler)(nil)
+	_ chain.Provisioner      = (*Handler)(nil)
+)
+
+// Close waits for the UDP reply relays to end. The supervisor calls it
+// when the handler's generation closes, after ending its flows, whose
+// end closes the relays' sockets.
+func (h *Handler) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.relays.Wait()
+	return nil
+}

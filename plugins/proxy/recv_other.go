@@ -1,0 +1,23 @@
+//go:build !unix
+
+package proxy
+
+import (
+	"net"
+
+	"github.com/sluice-dev/sluice/pkg/listener"
+)
+
+// recvLoop reads datagrams from c and hands each to handle, until an
+// error. Without RawConn readiness the buffer is held while waiting.
+func recvLoop(c *net.UDPConn, handle func([]byte)) error {
+	bufp := listener.GetDatagramBuffer()
+	defer listener.PutDatagramBuffer(bufp)
+	for {
+		n, err := c.Read(*bufp)
+		if err != nil {
+			return err
+		}
+		handle((*bufp)[:n])
+	}
+}

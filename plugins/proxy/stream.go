@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// ErrNoUpstream is what a connection ends with when no upstream could be
+// reached; the error's text names every upstream tried and why it failed.
+var ErrNoUpstream = errors.New("no upstream reachable")
+
+// noUpstreamError lists the upstreams tried for one client. It unwraps to
+// ErrNoUpstream only: the dial errors inside (a reset, a refusal) are the
+// upstreams' doing, and must not make the supervisor file the connection
+// under "the client went away".
+type noUpstreamError struct {
+	tried []string
+	errs  []error
+}
+
+func (e *noUpstreamError) Error() string {
+	var b strings.Builder
+	b.WriteString(ErrNoUpstream.Error())
+	b.WriteString(" (tried ")
+	b.WriteString(strings.Join(e.tried, ", "))
+	b.WriteString(")")
+	for _, err := range e.errs {
+		b.WriteString("; ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+func (e *noUpstreamError) Unwrap() error { return ErrNoUpstream }
+
+// maxTries bounds the stack buffer for the try order; pools larger than
+// this simply allocate.
+const maxTries = 16
+
+// ServeStream connects to an upstream, trying the next one when a connect
+// fails, then copies bytes both ways until both sides are done.
+func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
+	up, u, err := h.dial(ctx, c)
+	if err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	u.active.Add(1)
+	defer u.active.Add(-1)
+	defer up.Close()
+	return h.pipe(c, up, u.url)
+}
+
+// dial connects to the first upstream of the balance's order that
+// accepts within connect_timeout. Each failure is counted and marks the
+// upstream down for fail_timeout.
+func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream, error) {
+	var buf [maxTries]*upstream
+	d := net.Dialer{Timeout: h.ConnectTimeout}
+	var nerr *noUpstreamError
+	for _, u := range h.pool.order(buf[:0]) {
+		conn, err := d.DialContext(ctx, u.network, u.address)
+		if err == nil {
+			h.pool.succeeded(u)
+			return conn, u, nil
+		}
+		if ctx.Err() != nil {
+			// The listener is going away; that says nothing about
+			// the upstream.
+			return nil, nil, fmt.Errorf("connecting to %s: %w", u.url, err)
+		}
+		h.pool.failed(u, err)
+		if nerr == nil {
+			nerr = &noUpstreamError{}
+		}
+		nerr.tried = append(nerr.tried, u.url)
+		nerr.errs = append(nerr.errs, fmt.Errorf("%s: %w", u.url, err))
+		if h.log.IsDebug() {
+			c.Logger().Debug("upstream connect failed; trying the next", "upstream", u.url, "error", err)
+		}
+	}
+	if nerr == nil {
+		return nil, nil, ErrNoUpstream // Provision guarantees upstreams; kept for safety
+	}
+	return nil, nil, nerr
+}
