@@ -26,7 +26,6 @@ type pair struct {
 	// two loops share one last-activity clock, and a watchdog timer, not
 	// a deadline per direction, decides.
 	idle  time.Duration
-	tick  time.Duration // how often a splicing loop reports progress
 	base  time.Time
 	last  atomic.Int64 // nanoseconds since base of the last progress
 	watch *time.Timer  // guarded by mu
@@ -41,7 +40,6 @@ type pair struct {
 func (h *Handler) pipe(c *chain.Conn, up net.Conn, url string) error {
 	p := &pair{h: h, c: c, up: up, url: url, idle: c.IdleTimeout(), base: time.Now()}
 	if p.idle > 0 {
-		p.tick = max(p.idle/4, time.Millisecond)
 		p.mu.Lock()
 		p.watch = time.AfterFunc(p.idle, p.checkIdle)
 		p.mu.Unlock()
@@ -129,79 +127,28 @@ func (p *pair) checkIdle() {
 }
 
 // copy moves src to dst until src's EOF (nil) or an error, counting bytes
-// with count as they go. It takes the kernel's zero-copy path when both
-// ends are sockets that splice(2) joins and nothing in the chain wraps the
-// client, and a pooled-buffer loop otherwise.
+// with count as they go. When src and dst are the sockets themselves
+// (nothing in the chain wraps the client) it takes directLoop: no buffer
+// while src is quiet, a plain read/write loop for small messages, and
+// splice(2) once the reads show bulk data. Otherwise it copies through a
+// pooled buffer.
 func (p *pair) copy(dst, src net.Conn, count func(int64)) error {
-	if rf := spliceWith(dst, src); rf != nil {
-		p.h.paths.splice.Add(1)
-		return p.spliceLoop(rf, src, count)
+	if r, ok := directReader(dst, src); ok {
+		return p.directLoop(dst, src, r, count)
 	}
 	p.h.paths.buffered.Add(1)
 	return p.bufferedLoop(dst, src, count)
 }
 
-// pathStats counts the copy paths taken (one per direction and pair).
+// pathStats counts the copy paths taken: buffered once per direction
+// that copies through a wrapper, splice once per direction that switched
+// to splice(2).
 type pathStats struct {
 	splice, buffered atomic.Int64
 }
 
-// spliceWith returns the call that splices src into dst, or nil when the
-// pair of types has no zero-copy path. The types are the accepted and
-// dialed sockets themselves: a middleware's wrapper never matches, which
-// is right, since it wants to see the bytes. Go splices into a TCP socket
-// from TCP or Unix stream sockets (TCPConn.ReadFrom), and from TCP into a
-// Unix stream socket (TCPConn.WriteTo).
-func spliceWith(dst, src net.Conn) func() (int64, error) {
-	switch d := dst.(type) {
-	case *net.TCPConn:
-		switch src.(type) {
-		case *net.TCPConn, *net.UnixConn:
-			return func() (int64, error) { return d.ReadFrom(src) }
-		}
-	case *net.UnixConn:
-		if s, ok := src.(*net.TCPConn); ok {
-			return func() (int64, error) { return s.WriteTo(d) }
-		}
-	}
-	return nil
-}
-
-// spliceLoop runs the splice until EOF. With an idle timeout, src's read
-// deadline makes the splice return every tick, so that the bytes moved
-// are counted and reported to the watchdog while a transfer runs; the
-// deadline only ever fires while splice waits for src with an empty pipe,
-// so no byte is lost when it does.
-func (p *pair) spliceLoop(splice func() (int64, error), src net.Conn, count func(int64)) error {
-	for {
-		if p.idle > 0 {
-			if err := src.SetReadDeadline(time.Now().Add(p.tick)); err != nil {
-				return err
-			}
-		}
-		n, err := splice()
-		if n > 0 {
-			count(n)
-			p.touch()
-		}
-		if err == nil {
-			return nil
-		}
-		if p.idle > 0 && chain.IsTimeout(err) && !p.isStopped() {
-			continue
-		}
-		return err
-	}
-}
-
-func (p *pair) isStopped() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stopped
-}
-
 // bufferedLoop copies through a pooled buffer: the path for wrapped
-// connections and for socket pairs splice cannot join.
+// connections, and for a splice that could get no pipe.
 func (p *pair) bufferedLoop(dst, src net.Conn, count func(int64)) error {
 	bufp := chain.GetBuffer()
 	defer chain.PutBuffer(bufp)

@@ -21,9 +21,9 @@ type wrapped struct{ net.Conn }
 func (w wrapped) CloseWrite() error { return w.Conn.(chain.CloseWriter).CloseWrite() }
 
 // TestCopyPaths checks which copy loop each kind of connection takes:
-// the accepted socket itself, unwrapped, goes to the splice path, in both
-// directions, and its bytes are still counted; a wrapped one, or a pair
-// splice cannot join, takes the buffer.
+// the accepted socket itself, unwrapped, goes to the direct path and, with
+// bulk data, to splice, in both directions, and its bytes are still
+// counted; a wrapped one takes the buffer.
 func TestCopyPaths(t *testing.T) {
 	tests := []struct {
 		name             string
@@ -34,7 +34,7 @@ func TestCopyPaths(t *testing.T) {
 		{"tcp to tcp", "tcp", "tcp", false, 2, 0},
 		{"tcp to unix", "tcp", "unix", false, 2, 0},
 		{"unix to tcp", "unix", "tcp", false, 2, 0},
-		{"unix to unix", "unix", "unix", false, 0, 2},
+		{"unix to unix", "unix", "unix", false, 2, 0},
 		{"tcp to tcp, wrapped", "tcp", "tcp", true, 0, 2},
 	}
 	for _, tt := range tests {
