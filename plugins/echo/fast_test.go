@@ -153,3 +153,48 @@ func TestIdleTimeoutAfterSplice(t *testing.T) {
 		t.Errorf("%d switches to splice, want 1", spliced.Load())
 	}
 }
+
+// TestUnixBulkSplices: a Unix stream socket takes the same paths as TCP,
+// splice included, with every byte back and half-close honoured.
+func TestUnixBulkSplices(t *testing.T) {
+	var spliced atomic.Int32
+	testHookSplice = func() { spliced.Add(1) }
+	t.Cleanup(func() { testHookSplice = nil })
+	ln, err := net.Listen("unix", t.TempDir()+"/echo.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	res := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			res <- err
+			return
+		}
+		defer nc.Close()
+		res <- (&Handler{}).ServeStream(context.Background(), chain.NewConn(nc, 1, "t", time.Minute, nil))
+	}()
+	c, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	payload := make([]byte, 2<<20+3)
+	rand.Read(payload)
+	go func() {
+		c.Write(payload)
+		c.(*net.UnixConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("got %d bytes (err %v), want %d intact", len(got), err, len(payload))
+	}
+	if err := <-res; err != nil {
+		t.Errorf("ServeStream: %v", err)
+	}
+	if spliced.Load() != 1 {
+		t.Errorf("%d switches to splice, want 1", spliced.Load())
+	}
+}
