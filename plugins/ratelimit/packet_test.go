@@ -232,4 +232,3 @@ func TestPacketsPerSecondSocat(t *testing.T) {
 		waitABit()
 	}
 }
-
