@@ -113,6 +113,7 @@ func TestPacketsPerSecond(t *testing.T) {
 	}
 
 	dropped := rejected(h, "rl-udp", "packet_rate")
+	t.Logf("%d echoed, %d dropped, in %v", len(got), dropped, elapsed)
 	if len(got)+dropped != sent {
 		t.Errorf("%d echoed + %d dropped, want %d in all", len(got), dropped, sent)
 	}
