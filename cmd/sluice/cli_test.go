@@ -101,3 +101,12 @@ func TestHelpIsUseful(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleConfigValid keeps config.example.yaml, which `make run`
+// serves, valid as handlers and the schema evolve.
+func TestExampleConfigValid(t *testing.T) {
+	out, errOut, code := runCLI(t, nil, "validate", "-c", "../../config.example.yaml")
+	if code != 0 || !strings.HasPrefix(out, "config OK: ") {
+		t.Fatalf("config.example.yaml: exit %d, %q\n%s", code, out, errOut)
+	}
+}
