@@ -33,8 +33,13 @@ type Flow struct {
 	reply       func([]byte, netip.AddrPort) (int, error)
 	release     func(*Flow)
 
-	bytesIn  atomic.Int64
-	bytesOut atomic.Int64
+	bytesIn    atomic.Int64
+	bytesOut   atomic.Int64
+	packetsIn  atomic.Int64 // flow_observe.go
+	packetsOut atomic.Int64
+	// replyHooks are the OnReply functions, copied on write so that
+	// Reply reads them without a lock.
+	replyHooks atomic.Pointer[[]func([]byte)]
 	// last is the time of the last datagram either way, in nanoseconds
 	// since start (monotonic, so a wall clock step cannot expire a flow).
 	last atomic.Int64
@@ -117,13 +122,17 @@ func (f *Flow) Reply(b []byte) (int, error) {
 	if n > 0 {
 		f.AddOut(int64(n))
 	}
+	if err == nil {
+		f.sent(b)
+	}
 	return n, err
 }
 
-// AddIn counts n bytes from the client and marks the flow active. The
-// listener calls it for every datagram it reads.
+// AddIn counts a datagram of n bytes from the client and marks the flow
+// active. The listener calls it once for every datagram it reads.
 func (f *Flow) AddIn(n int64) {
 	f.bytesIn.Add(n)
+	f.packetsIn.Add(1)
 	f.Touch()
 }
 

@@ -1,124 +1,40 @@
 package log_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"io"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
-	"github.com/sluice-dev/sluice/pkg/config"
-	"github.com/sluice-dev/sluice/pkg/supervisor"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 	_ "github.com/sluice-dev/sluice/plugins/all"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is an in-process sluice whose log output the test reads.
-type harness struct {
-	t   *testing.T
-	sup *supervisor.Supervisor
-	out *syncBuffer
-}
+type harness struct{ *plugintest.Harness }
 
 // newHarness logs at level, as JSON when json is set (log.format: json).
 func newHarness(t *testing.T, level hclog.Level, json bool) *harness {
 	t.Helper()
-	h := &harness{t: t, out: &syncBuffer{}}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "sluice", Level: level, JSONFormat: json, Output: h.out})
-	h.sup = supervisor.New(logger, nil)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = h.sup.Shutdown(ctx)
-	})
-	return h
+	return &harness{plugintest.NewHarness(t, plugintest.Options{Level: level, JSON: json})}
 }
 
 // serve applies a config of one TCP listener, name, with chain (YAML list
 // items indented for it), and returns its address.
 func (h *harness) serve(name, chain string) string {
-	h.t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(`
+	h.Apply(`
 listeners:
-  - name: `+name+`
+  - name: ` + name + `
     network: tcp
     address: 127.0.0.1:0
     chain:
-`+chain))
-	if err != nil {
-		h.t.Fatalf("config: %v", err)
-	}
-	if _, err := h.sup.Apply(context.Background(), cfg); err != nil {
-		h.t.Fatalf("apply: %v", err)
-	}
-	addr, _ := h.sup.Addr(name)
-	return addr
-}
-
-// waitIdle waits until name has no open connection: its records, written
-// before the chain returns, are then all in the output.
-func (h *harness) waitIdle(name string) {
-	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		busy := false
-		for _, st := range h.sup.Status() {
-			busy = busy || (st.Name == name && st.Connections > 0)
-		}
-		if !busy {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("listener %s still has open connections", name)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// jsonRecords returns the JSON lines whose message is msg, numbers kept as
-// json.Number so that a test can tell a number from a string.
-func (h *harness) jsonRecords(msg string) []map[string]any {
-	h.t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(h.out.String()))
-	for sc.Scan() {
-		dec := json.NewDecoder(strings.NewReader(sc.Text()))
-		dec.UseNumber()
-		var rec map[string]any
-		if err := dec.Decode(&rec); err != nil {
-			h.t.Fatalf("log line is not JSON: %v\n%s", err, sc.Text())
-		}
-		if rec["@message"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
+` + chain)
+	return h.Addr(name)
 }
 
 // exchange sends each message, reads its echo, then half-closes and reads

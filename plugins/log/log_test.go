@@ -16,11 +16,11 @@ func TestJSONRecordHasExactByteCounts(t *testing.T) {
 	h := newHarness(t, hclog.Info, true)
 	addr := h.serve("log-json", "      - handler: log\n      - handler: echo\n")
 	c := exchange(t, addr, []byte("hello, sluice\n"), []byte("more"))
-	h.waitIdle("log-json")
+	h.WaitIdle("log-json")
 
-	recs := h.jsonRecords("connection closed")
+	recs := h.Records("connection closed")
 	if len(recs) != 1 {
-		t.Fatalf("%d records, want 1:\n%s", len(recs), h.out.String())
+		t.Fatalf("%d records, want 1:\n%s", len(recs), h.Log())
 	}
 	r := recs[0]
 	want := map[string]any{
@@ -68,9 +68,9 @@ func TestRecordCarriesTheErrorAndLevel(t *testing.T) {
 		t.Fatalf("second connection: read %d, %v; want it closed", n, err)
 	}
 	_ = c.Close()
-	h.waitIdle("log-err")
+	h.WaitIdle("log-err")
 
-	lines := strings.Split(strings.TrimSpace(h.out.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(h.Log()), "\n")
 	var records []string
 	for _, l := range lines {
 		if strings.Contains(l, "connection closed") {
@@ -78,7 +78,7 @@ func TestRecordCarriesTheErrorAndLevel(t *testing.T) {
 		}
 	}
 	if len(records) != 2 {
-		t.Fatalf("%d records, want 2:\n%s", len(records), h.out.String())
+		t.Fatalf("%d records, want 2:\n%s", len(records), h.Log())
 	}
 	for _, r := range records {
 		if !strings.Contains(r, "[WARN]") || !strings.Contains(r, "listener=log-err") {
@@ -97,8 +97,8 @@ func TestRecordBelowTheLogLevelIsNotWritten(t *testing.T) {
 	h := newHarness(t, hclog.Info, false)
 	addr := h.serve("log-quiet", "      - handler: log\n        level: debug\n      - handler: echo\n")
 	exchange(t, addr, []byte("a"))
-	h.waitIdle("log-quiet")
-	if strings.Contains(h.out.String(), "connection closed") {
-		t.Fatalf("a debug record was written at log level info:\n%s", h.out.String())
+	h.WaitIdle("log-quiet")
+	if strings.Contains(h.Log(), "connection closed") {
+		t.Fatalf("a debug record was written at log level info:\n%s", h.Log())
 	}
 }

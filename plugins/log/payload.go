@@ -11,7 +11,8 @@ import (
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
-// PayloadLimit is how many bytes of each read or write payload: true logs.
+// PayloadLimit is how many bytes of each read, write or datagram
+// payload: true logs.
 // Enough to recognise a protocol's greeting or a request line; a bulk
 // transfer logs one line a read, not its content.
 const PayloadLimit = 128
@@ -45,9 +46,15 @@ func (p *payloadConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// trace logs one read or write: its length, and its first PayloadLimit
-// bytes as a quoted string when they are UTF-8, else as hex.
+// trace logs one read or write.
 func (p *payloadConn) trace(direction string, b []byte) {
+	traceData(p.c.Logger().Named(Name), direction, b)
+}
+
+// traceData logs one read, write or datagram at trace: its length, and
+// its first PayloadLimit bytes as a quoted string when they are UTF-8,
+// else as hex.
+func traceData(logger hclog.Logger, direction string, b []byte) {
 	shown := b
 	if len(shown) > PayloadLimit {
 		// Cut at a rune boundary, so that text stays text.
@@ -64,7 +71,7 @@ func (p *payloadConn) trace(direction string, b []byte) {
 	} else {
 		args = append(args, "data_hex", hex.EncodeToString(shown))
 	}
-	p.c.Logger().Named(Name).Trace("data", args...)
+	logger.Trace("data", args...)
 }
 
 var errNoHalfClose = errors.New("connection does not support half-close")

@@ -1,10 +1,9 @@
 // Package log is the log handler: a middleware that writes one record per
-// connection when it closes, and, with payload: true, the data itself at
-// trace level.
+// connection (UDP: per flow) when it closes, and, with payload: true, the
+// data itself at trace level.
 //
-// The stream side lives in handler.go and payload.go. A datagram side (one
-// record per UDP flow) is meant to be added in files of its own,
-// implementing chain.PacketMiddleware on the same Handler.
+// The stream side lives in handler.go and payload.go, the datagram side in
+// packet.go.
 package log
 
 import (
@@ -47,6 +46,7 @@ type Handler struct {
 
 var (
 	_ chain.StreamMiddleware = (*Handler)(nil)
+	_ chain.PacketMiddleware = (*Handler)(nil)
 	_ chain.Validator        = (*Handler)(nil)
 	_ chain.Provisioner      = (*Handler)(nil)
 )

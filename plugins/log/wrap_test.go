@@ -47,10 +47,10 @@ func TestConnIsWrappedOnlyForPayload(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the probe never ran")
 		}
-		h.waitIdle("log-wrap")
+		h.WaitIdle("log-wrap")
 		// Counts come from the terminal handler's counters, not a wrapper.
-		if !strings.Contains(h.out.String(), "bytes_in=1 bytes_out=2") {
-			t.Errorf("with %q the record lacks the terminal's counts:\n%s", tt.options, h.out.String())
+		if !strings.Contains(h.Log(), "bytes_in=1 bytes_out=2") {
+			t.Errorf("with %q the record lacks the terminal's counts:\n%s", tt.options, h.Log())
 		}
 	}
 }
@@ -60,9 +60,9 @@ func TestPayloadThroughASocketKeepsHalfClose(t *testing.T) {
 	addr := h.serve("log-payload", "      - handler: log\n        payload: true\n      - handler: echo\n")
 	// exchange fails unless the half-close passes the payload wrapper.
 	exchange(t, addr, []byte("ping"))
-	h.waitIdle("log-payload")
+	h.WaitIdle("log-payload")
 	var in, out int
-	for _, r := range h.jsonRecords("data") {
+	for _, r := range h.Records("data") {
 		if r["data"] != "ping" {
 			continue
 		}
@@ -74,6 +74,6 @@ func TestPayloadThroughASocketKeepsHalfClose(t *testing.T) {
 		}
 	}
 	if in != 1 || out != 1 {
-		t.Fatalf("payload records in=%d out=%d, want 1 each:\n%s", in, out, h.out.String())
+		t.Fatalf("payload records in=%d out=%d, want 1 each:\n%s", in, out, h.Log())
 	}
 }

@@ -23,12 +23,12 @@ func TestBalance(t *testing.T) {
 				urls = append(urls, "tcp://"+tagServer(t, n).ln.Addr().String())
 			}
 			h := newHarness(t)
-			h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(urls...)+"        balance: "+balance+"\n"))
+			h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(urls...)+"        balance: "+balance+"\n"))
 			conns := 60
 			counts := map[string]int{}
 			var order []string
 			for range conns {
-				tag := roundTrip(t, "tcp", h.addr("front"), "")
+				tag := roundTrip(t, "tcp", h.Addr("front"), "")
 				counts[tag]++
 				order = append(order, tag)
 			}
@@ -67,10 +67,10 @@ func TestLeastConn(t *testing.T) {
 	}
 	a, b := hold("a"), hold("b")
 	h := newHarness(t)
-	h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+a.ln.Addr().String(), "tcp://"+b.ln.Addr().String())+"        balance: least_conn\n"))
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+a.ln.Addr().String(), "tcp://"+b.ln.Addr().String())+"        balance: least_conn\n"))
 
 	open := func() (net.Conn, string) {
-		c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+		c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

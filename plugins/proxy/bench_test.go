@@ -43,7 +43,7 @@ func benchTargets(b *testing.B, handle func(net.Conn)) map[string]string {
 	up := serve(b, listenTCP(b), handle)
 	upURL := "tcp://" + up.ln.Addr().String()
 	h := newHarness(b)
-	h.apply(`
+	h.Apply(`
 listeners:
   - name: splice
     network: tcp
@@ -61,8 +61,8 @@ listeners:
 `)
 	return map[string]string{
 		"direct":         up.ln.Addr().String(),
-		"proxy-splice":   h.addr("splice"),
-		"proxy-buffered": h.addr("buffered"),
+		"proxy-splice":   h.Addr("splice"),
+		"proxy-buffered": h.Addr("buffered"),
 	}
 }
 

@@ -14,9 +14,9 @@ func TestDeadUpstreamSkipped(t *testing.T) {
 	live := tagServer(t, "live")
 	liveURL := "tcp://" + live.ln.Addr().String()
 	h := newHarness(t)
-	h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(dead, liveURL)+"        fail_timeout: 1m\n"))
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(dead, liveURL)+"        fail_timeout: 1m\n"))
 	for i := range 10 {
-		if got := roundTrip(t, "tcp", h.addr("front"), ""); got != "live" {
+		if got := roundTrip(t, "tcp", h.Addr("front"), ""); got != "live" {
 			t.Fatalf("connection %d: got %q", i, got)
 		}
 	}
@@ -29,16 +29,16 @@ func TestDeadUpstreamSkipped(t *testing.T) {
 	if n := live.accepted(); n != 10 {
 		t.Errorf("live upstream accepted %d connections, want 10", n)
 	}
-	if !strings.Contains(h.log.String(), "upstream failed; skipping it") {
-		t.Errorf("the upstream's failure was not logged:\n%s", h.log)
+	if !strings.Contains(h.Log(), "upstream failed; skipping it") {
+		t.Errorf("the upstream's failure was not logged:\n%s", h.Log())
 	}
 }
 
 func TestAllUpstreamsDown(t *testing.T) {
 	dead1, dead2 := "tcp://"+deadAddr(t), "tcp://"+deadAddr(t)
 	h := newHarness(t)
-	h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(dead1, dead2)))
-	c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(dead1, dead2)))
+	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,16 +47,16 @@ func TestAllUpstreamsDown(t *testing.T) {
 		t.Fatalf("client not closed: %v", err)
 	}
 	eventually(t, "the failure to be logged", func() bool {
-		return strings.Contains(h.log.String(), "connection failed")
+		return strings.Contains(h.Log(), "connection failed")
 	})
 	var records []string
-	for _, line := range strings.Split(h.log.String(), "\n") {
+	for _, line := range strings.Split(h.Log(), "\n") {
 		if strings.Contains(line, "connection failed") {
 			records = append(records, line)
 		}
 	}
 	if len(records) != 1 {
-		t.Fatalf("want one record of the failure, got %d:\n%s", len(records), h.log)
+		t.Fatalf("want one record of the failure, got %d:\n%s", len(records), h.Log())
 	}
 	for _, want := range []string{"no upstream reachable", "tried " + dead1 + ", " + dead2, "[WARN]"} {
 		if !strings.Contains(records[0], want) {
@@ -78,8 +78,8 @@ func TestUpstreamClosesFirst(t *testing.T) {
 		_, _ = io.WriteString(c, "bye")
 	})
 	h := newHarness(t)
-	h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+up.ln.Addr().String())))
-	c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+up.ln.Addr().String())))
+	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,9 +134,9 @@ func TestConnectTimeout(t *testing.T) {
 
 	t.Run("next upstream", func(t *testing.T) {
 		h := newHarness(t)
-		h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(hole, liveURL)+"        connect_timeout: 300ms\n"))
+		h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(hole, liveURL)+"        connect_timeout: 300ms\n"))
 		start := time.Now()
-		if got := roundTrip(t, "tcp", h.addr("front"), ""); got != "live" {
+		if got := roundTrip(t, "tcp", h.Addr("front"), ""); got != "live" {
 			t.Fatalf("got %q", got)
 		}
 		if d := time.Since(start); d < 300*time.Millisecond {
@@ -148,9 +148,9 @@ func TestConnectTimeout(t *testing.T) {
 	})
 	t.Run("only upstream", func(t *testing.T) {
 		h := newHarness(t)
-		h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(hole)+"        connect_timeout: 300ms\n"))
+		h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(hole)+"        connect_timeout: 300ms\n"))
 		start := time.Now() // before the connect, so the bound holds
-		c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+		c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestConnectTimeout(t *testing.T) {
 			t.Errorf("closed after %v, before the connect timeout", d)
 		}
 		eventually(t, "the failure to be logged", func() bool {
-			return strings.Contains(h.log.String(), "i/o timeout")
+			return strings.Contains(h.Log(), "i/o timeout")
 		})
 	})
 }
@@ -174,8 +174,8 @@ func TestWriteAfterUpstreamReset(t *testing.T) {
 		_ = c.(*net.TCPConn).SetLinger(0) // close with a reset
 	})
 	h := newHarness(t)
-	h.apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+up.ln.Addr().String())))
-	c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+up.ln.Addr().String())))
+	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,9 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"github.com/sluice-dev/sluice/pkg/config"
-	"github.com/sluice-dev/sluice/pkg/metrics"
-	"github.com/sluice-dev/sluice/pkg/supervisor"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 	_ "github.com/sluice-dev/sluice/plugins/all"
 )
 
@@ -34,82 +30,30 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a log sink that tests read while connections write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// harness is an in-process sluice serving YAML configs.
-type harness struct {
-	t   testing.TB
-	sup *supervisor.Supervisor
-	m   *metrics.Metrics
-	log *syncBuffer
-}
+// harness is an in-process sluice serving YAML configs, with the proxy's
+// metric readers.
+type harness struct{ *plugintest.Harness }
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, m: metrics.New(), log: &syncBuffer{}}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "sluice", Level: hclog.Debug, Output: h.log})
-	h.sup = supervisor.New(logger.Named("supervisor"), h.m)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.sup.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return h
-}
-
-func (h *harness) apply(yaml string) {
-	h.t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		h.t.Fatalf("config: %v", err)
-	}
-	if _, err := h.sup.Apply(context.Background(), cfg); err != nil {
-		h.t.Fatalf("apply: %v", err)
-	}
-}
-
-func (h *harness) addr(name string) string {
-	h.t.Helper()
-	a, ok := h.sup.Addr(name)
-	if !ok {
-		h.t.Fatalf("listener %s is not running", name)
-	}
-	return a
+	return &harness{plugintest.NewHarness(t, plugintest.Options{Level: hclog.Debug})}
 }
 
 // upstreamErrors reads sluice_upstream_errors_total for one upstream.
 func (h *harness) upstreamErrors(listener, upstream string) float64 {
-	return testutil.ToFloat64(h.m.UpstreamErrors.WithLabelValues(listener, upstream))
+	return testutil.ToFloat64(h.Metrics.UpstreamErrors.WithLabelValues(listener, upstream))
 }
 
 func (h *harness) active(listener string) float64 {
-	return testutil.ToFloat64(h.m.ConnectionsActive.WithLabelValues(listener))
+	return testutil.ToFloat64(h.Metrics.ConnectionsActive.WithLabelValues(listener))
 }
 
 func (h *harness) total(listener string) float64 {
-	return testutil.ToFloat64(h.m.ConnectionsTotal.WithLabelValues(listener))
+	return testutil.ToFloat64(h.Metrics.ConnectionsTotal.WithLabelValues(listener))
 }
 
 func (h *harness) bytes(listener, dir string) float64 {
-	return testutil.ToFloat64(h.m.BytesTotal.WithLabelValues(listener, dir))
+	return testutil.ToFloat64(h.Metrics.BytesTotal.WithLabelValues(listener, dir))
 }
 
 // eventually polls cond for up to 10 seconds: generous, since the

@@ -106,10 +106,10 @@ func TestSpliceChild(t *testing.T) {
 	if mode == "wrapped" {
 		handlers = "      - handler: " + wrapName + "\n" + handlers
 	}
-	h.apply(frontYAML("tcp", "127.0.0.1:0", "0", handlers))
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", handlers))
 
 	payload := randomBytes(t, spliceSize)
-	c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,8 +75,8 @@ func TestProxyToTCPAndUnixUpstreams(t *testing.T) {
 			if tt.network == "unix" {
 				addr = t.TempDir() + "/front.sock"
 			}
-			h.apply(frontYAML(tt.network, addr, "0", proxyYAML(tt.upstream)))
-			if got := roundTrip(t, tt.network, h.addr("front"), "hello, upstream"); got != "hello, upstream" {
+			h.Apply(frontYAML(tt.network, addr, "0", proxyYAML(tt.upstream)))
+			if got := roundTrip(t, tt.network, h.Addr("front"), "hello, upstream"); got != "hello, upstream" {
 				t.Fatalf("got %q", got)
 			}
 			eventually(t, "the connection to end", func() bool { return h.active("front") == 0 })
@@ -119,9 +119,9 @@ func TestHalfClose8MiB(t *testing.T) {
 				if wrapped {
 					handlers = "      - handler: " + wrapName + "\n" + handlers
 				}
-				h.apply(frontYAML("tcp", "127.0.0.1:0", "1m", handlers))
+				h.Apply(frontYAML("tcp", "127.0.0.1:0", "1m", handlers))
 
-				c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+				c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -210,8 +210,8 @@ func TestIdleTimeoutIsShared(t *testing.T) {
 			if wrapped {
 				handlers = "      - handler: " + wrapName + "\n" + handlers
 			}
-			h.apply(frontYAML("tcp", "127.0.0.1:0", "1s", handlers))
-			c, err := net.DialTimeout("tcp", h.addr("front"), 5*time.Second)
+			h.Apply(frontYAML("tcp", "127.0.0.1:0", "1s", handlers))
+			c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +235,7 @@ func TestIdleTimeoutIsShared(t *testing.T) {
 				t.Errorf("closed %v after the last byte, before the idle timeout", d)
 			}
 			eventually(t, "the idle timeout to be logged", func() bool {
-				return strings.Contains(h.log.String(), "idle timeout")
+				return strings.Contains(h.Log(), "idle timeout")
 			})
 		})
 	}

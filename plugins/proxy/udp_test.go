@@ -93,8 +93,8 @@ func udpFront(idle string, options string, upstreams ...string) string {
 func TestUDPProxyRepliesNeverCross(t *testing.T) {
 	up := newUDPEcho(t)
 	h := newHarness(t)
-	h.apply(udpFront("0", "", up.url()))
-	front := h.addr("front")
+	h.Apply(udpFront("0", "", up.url()))
+	front := h.Addr("front")
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
@@ -136,8 +136,8 @@ func TestUDPProxyRepliesNeverCross(t *testing.T) {
 func TestUDPFlowExpiry(t *testing.T) {
 	up := newUDPEcho(t)
 	h := newHarness(t)
-	h.apply(udpFront("1s", "", up.url()))
-	c := dialUDP(t, h.addr("front"))
+	h.Apply(udpFront("1s", "", up.url()))
+	c := dialUDP(t, h.Addr("front"))
 
 	if got, err := exchange(c, "one", 5*time.Second); err != nil || got != "one" {
 		t.Fatalf("got %q, %v", got, err)
@@ -146,8 +146,8 @@ func TestUDPFlowExpiry(t *testing.T) {
 		t.Fatalf("active = %v, want 1 flow", n)
 	}
 	eventually(t, "the flow to expire", func() bool { return h.active("front") == 0 })
-	if !strings.Contains(h.log.String(), "flow ended") {
-		t.Errorf("the flow's end was not logged:\n%s", h.log)
+	if !strings.Contains(h.Log(), "flow ended") {
+		t.Errorf("the flow's end was not logged:\n%s", h.Log())
 	}
 	if got, err := exchange(c, "two", 5*time.Second); err != nil || got != "two" {
 		t.Fatalf("after expiry: got %q, %v", got, err)
@@ -175,8 +175,8 @@ func TestUDPDeadUpstreamSkipped(t *testing.T) {
 	live := newUDPEcho(t)
 
 	h := newHarness(t)
-	h.apply(udpFront("0", "        fail_timeout: 1m\n", dead, live.url()))
-	c := dialUDP(t, h.addr("front"))
+	h.Apply(udpFront("0", "        fail_timeout: 1m\n", dead, live.url()))
+	c := dialUDP(t, h.Addr("front"))
 	answered := false
 	for range 20 {
 		if got, err := exchange(c, "ping", 500*time.Millisecond); err == nil && got == "ping" {
@@ -192,7 +192,7 @@ func TestUDPDeadUpstreamSkipped(t *testing.T) {
 	}
 	// New clients now go straight to the live upstream.
 	for i := range 3 {
-		c := dialUDP(t, h.addr("front"))
+		c := dialUDP(t, h.Addr("front"))
 		if got, err := exchange(c, "hi", 5*time.Second); err != nil || got != "hi" {
 			t.Fatalf("client %d: got %q, %v", i, got, err)
 		}
@@ -216,10 +216,10 @@ func TestUDPProxySocat(t *testing.T) {
 	socat := requireSocat(t)
 	up := newUDPEcho(t)
 	h := newHarness(t)
-	h.apply(udpFront("0", "", up.url()))
+	h.Apply(udpFront("0", "", up.url()))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, socat, "-t", "2", "-", "UDP:"+h.addr("front"))
+	cmd := exec.CommandContext(ctx, socat, "-t", "2", "-", "UDP:"+h.Addr("front"))
 	cmd.Stdin = strings.NewReader("hello over udp\n")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

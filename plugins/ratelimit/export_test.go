@@ -9,8 +9,14 @@ func TableLen(m *metrics.Metrics, listener string) int {
 	defer storeMu.Unlock()
 	n := 0
 	for k, s := range store {
-		if k.owner == m && k.listener == listener && s.perIP != nil {
+		if k.owner != m || k.listener != listener {
+			continue
+		}
+		if s.perIP != nil {
 			n += s.perIP.len()
+		}
+		if s.packets != nil {
+			n += s.packets.len()
 		}
 	}
 	return n

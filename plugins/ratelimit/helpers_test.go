@@ -1,12 +1,9 @@
 package ratelimit_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,99 +12,19 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-dev/sluice/pkg/config"
-	"github.com/sluice-dev/sluice/pkg/metrics"
-	"github.com/sluice-dev/sluice/pkg/supervisor"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 	_ "github.com/sluice-dev/sluice/plugins/all"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer is a log sink that tests read while connections write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is an in-process sluice: a supervisor serving configs given as
 // YAML, with its metrics and its log output at debug.
-type harness struct {
-	t   *testing.T
-	sup *supervisor.Supervisor
-	m   *metrics.Metrics
-	log *syncBuffer
-}
+type harness = plugintest.Harness
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, m: metrics.New(), log: &syncBuffer{}}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "sluice", Level: hclog.Debug, Output: h.log})
-	h.sup = supervisor.New(logger, h.m)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := h.sup.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return h
-}
-
-// apply parses yaml and applies it.
-func (h *harness) apply(yaml string) supervisor.Summary {
-	h.t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		h.t.Fatalf("config: %v", err)
-	}
-	sum, err := h.sup.Apply(context.Background(), cfg)
-	if err != nil {
-		h.t.Fatalf("apply: %v", err)
-	}
-	return sum
-}
-
-func (h *harness) addr(name string) string {
-	h.t.Helper()
-	a, ok := h.sup.Addr(name)
-	if !ok {
-		h.t.Fatalf("listener %s is not running", name)
-	}
-	return a
-}
-
-// waitIdle waits until listener has no open connection, so that what a
-// closed connection held has been given back.
-func (h *harness) waitIdle(listener string) {
-	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if open(h.sup, listener) == 0 {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	h.t.Fatalf("listener %s still has open connections", listener)
-}
-
-func open(s *supervisor.Supervisor, listener string) int {
-	for _, st := range s.Status() {
-		if st.Name == listener {
-			return st.Connections
-		}
-	}
-	return 0
+	return plugintest.NewHarness(t, plugintest.Options{Level: hclog.Debug})
 }
 
 // dialFrom connects to addr from the local IP from ("" for any).

@@ -168,3 +168,27 @@ func sourceOf(a net.Addr) netip.Addr {
 	}
 	return netip.Addr{}
 }
+
+// allow spends one token of addr's bucket for a datagram and reports
+// whether there was one. It is the packet side's admit: a datagram holds
+// nothing once served, so entries never have open connections, every
+// entry is in the idle list, and a full table always makes room by
+// forgetting the least recently used address (a flood of new source
+// addresses costs bounded memory and never refuses a known client). An
+// entry expires once its bucket would be full again, as with per_ip.
+func (t *ipTable) allow(addr netip.Addr, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sweep(now)
+	e := t.entries[addr]
+	if e == nil {
+		if len(t.entries) >= t.cap {
+			t.evictOne()
+		}
+		e = &ipEntry{addr: addr, lim: rate.NewLimiter(t.rate, t.burst)}
+		t.entries[addr] = e
+	}
+	ok := e.lim.AllowN(now, 1)
+	t.touch(e, now)
+	return ok
+}

@@ -114,3 +114,47 @@ func TestIPTableTTLOfATinyRateDoesNotOverflow(t *testing.T) {
 		t.Fatalf("idle TTL %v, want a long positive one", tb.idleTTL)
 	}
 }
+
+func TestIPTableAllowSpendsPerAddressAndStaysBounded(t *testing.T) {
+	tb := newIPTable(1, 2, 0, 3) // 1/s, burst 2: full again 2 s after the last use
+	for i, want := range []bool{true, true, false} {
+		if got := tb.allow(addr("192.0.2.1"), t0); got != want {
+			t.Fatalf("datagram %d in one instant: allowed %v, want %v", i+1, got, want)
+		}
+	}
+	if !tb.allow(addr("192.0.2.1"), t0.Add(time.Second)) {
+		t.Fatal("no token a second later")
+	}
+	// New addresses fill the table; each one past the cap evicts the
+	// least recently used address, and none is refused.
+	for i, a := range []string{"192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"} {
+		if !tb.allow(addr(a), t0.Add(time.Second+time.Duration(i+1)*time.Millisecond)) {
+			t.Fatalf("%s refused its first datagram", a)
+		}
+	}
+	if tb.len() != 3 {
+		t.Fatalf("table holds %d, want its cap, 3", tb.len())
+	}
+	for _, a := range []string{"192.0.2.1", "192.0.2.2"} {
+		if _, ok := tb.entries[addr(a)]; ok {
+			t.Fatalf("%s kept; the two least recently used addresses should have made room", a)
+		}
+	}
+	// Entries go once their buckets are full again.
+	tb.allow(addr("192.0.2.9"), t0.Add(10*time.Second))
+	if tb.len() != 1 {
+		t.Fatalf("table holds %d after every bucket refilled, want 1", tb.len())
+	}
+}
+
+// BenchmarkIPTableAllow is the per-datagram cost of packets_per_second
+// for a client whose entry exists.
+func BenchmarkIPTableAllow(b *testing.B) {
+	tb := newIPTable(1e9, 1e6, 0, DefaultMaxEntries)
+	a := addr("192.0.2.1")
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		tb.allow(a, now)
+	}
+}

@@ -1,12 +1,12 @@
 // Package ratelimit is the ratelimit handler: a middleware that turns away
 // connections over a listener's rate or concurrency limits, overall and per
-// source address, and slows down the bytes a client sends.
+// source address, slows down the bytes a client sends, and on UDP
+// listeners drops the datagrams over a source address's packet rate.
 //
-// The stream side lives in handler.go (admission), state.go (the limiter
-// state shared across reloads), iptable.go (the per-address table) and
-// throttle.go (bytes per second). A datagram side (packets_per_second) is
-// meant to be added in files of its own, implementing chain.PacketMiddleware
-// on the same Handler.
+// The stream side lives in handler.go (admission) and throttle.go (bytes
+// per second), the datagram side in packet.go; both keep their limiter
+// state in state.go (shared across reloads) and iptable.go (the bounded
+// per-address table).
 package ratelimit
 
 import (
@@ -46,8 +46,9 @@ type Handler struct {
 	// from its client. BurstBytes defaults to one second's worth.
 	BytesPerSecond bytesize.Size  `mapstructure:"bytes_per_second"`
 	BurstBytes     *bytesize.Size `mapstructure:"burst_bytes"`
-	// PacketsPerSecond (with Burst) is for UDP listeners, per source
-	// address; on a stream listener it is an error.
+	// PacketsPerSecond (with Burst) bounds the datagrams each source
+	// address may send to a UDP listener; the excess is dropped. On a
+	// stream listener it is an error.
 	PacketsPerSecond float64 `mapstructure:"packets_per_second"`
 
 	// Runtime state, set by Provision and read-only afterwards: the
@@ -94,10 +95,13 @@ type sharedLimits struct {
 	ipBurst   int
 	ipMax     int // 0: no per-address cap
 	ipEntries int
+	pktRate   rate.Limit // 0: no packets_per_second (stream listeners)
+	pktBurst  int
 }
 
 var (
 	_ chain.StreamMiddleware = (*Handler)(nil)
+	_ chain.PacketMiddleware = (*Handler)(nil)
 	_ chain.Validator        = (*Handler)(nil)
 	_ chain.NetworkValidator = (*Handler)(nil)
 	_ chain.Provisioner      = (*Handler)(nil)

@@ -17,12 +17,12 @@ import (
 )
 
 func rejected(h *harness, listener, reason string) int {
-	return int(testutil.ToFloat64(h.m.RatelimitRejected.WithLabelValues(listener, reason)))
+	return int(testutil.ToFloat64(h.Metrics.RatelimitRejected.WithLabelValues(listener, reason)))
 }
 
 func TestConnectionsPerSecond(t *testing.T) {
 	h := newHarness(t)
-	h.apply(`
+	h.Apply(`
 listeners:
   - name: rl-rate
     network: tcp
@@ -33,7 +33,7 @@ listeners:
         burst: 5
       - handler: echo
 `)
-	addr := h.addr("rl-rate")
+	addr := h.Addr("rl-rate")
 	start := time.Now()
 	conns := make([]net.Conn, 30)
 	for i := range conns {
@@ -55,14 +55,14 @@ listeners:
 	if got := rejected(h, "rl-rate", "rate"); got != 30-n {
 		t.Errorf("rejected{reason=rate} = %d, want %d", got, 30-n)
 	}
-	if !strings.Contains(h.log.String(), "connection rejected") || !strings.Contains(h.log.String(), "reason=rate") {
-		t.Errorf("no debug line with reason=rate in the log:\n%s", h.log.String())
+	if !strings.Contains(h.Log(), "connection rejected") || !strings.Contains(h.Log(), "reason=rate") {
+		t.Errorf("no debug line with reason=rate in the log:\n%s", h.Log())
 	}
 }
 
 func TestMaxConnections(t *testing.T) {
 	h := newHarness(t)
-	h.apply(`
+	h.Apply(`
 listeners:
   - name: rl-max
     network: tcp
@@ -72,7 +72,7 @@ listeners:
         max_connections: 3
       - handler: echo
 `)
-	addr := h.addr("rl-max")
+	addr := h.Addr("rl-max")
 	var held []net.Conn
 	for i := 0; i < 3; i++ {
 		c := dialFrom(t, "", addr)
@@ -90,7 +90,7 @@ listeners:
 
 	// Once the server is done with one, its slot takes the next at once.
 	finish(t, held[0])
-	waitOpen(t, h, "rl-max", 2)
+	h.WaitOpen("rl-max", 2)
 	if !served(t, dialFrom(t, "", addr)) {
 		t.Fatal("a freed slot was not reused")
 	}
@@ -99,21 +99,9 @@ listeners:
 	}
 }
 
-// waitOpen waits until listener has exactly n open connections.
-func waitOpen(t *testing.T, h *harness, listener string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for open(h.sup, listener) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("listener %s has %d open connections, want %d", listener, open(h.sup, listener), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestPerIPMaxConnections(t *testing.T) {
 	h := newHarness(t)
-	h.apply(`
+	h.Apply(`
 listeners:
   - name: rl-ipmax
     network: tcp
@@ -124,7 +112,7 @@ listeners:
           max_connections: 2
       - handler: echo
 `)
-	addr := h.addr("rl-ipmax")
+	addr := h.Addr("rl-ipmax")
 	for i := 0; i < 2; i++ {
 		if !served(t, dialFrom(t, "127.0.0.1", addr)) {
 			t.Fatalf("connection %d of 2 from 127.0.0.1 refused", i+1)
@@ -146,7 +134,7 @@ listeners:
 func TestPerIPOnUnixSharesOneKey(t *testing.T) {
 	h := newHarness(t)
 	sock := filepath.Join(t.TempDir(), "rl.sock")
-	h.apply(fmt.Sprintf(`
+	h.Apply(fmt.Sprintf(`
 listeners:
   - name: rl-unix
     network: unix
@@ -176,7 +164,7 @@ listeners:
 func TestPerIPTableStaysWithinItsCap(t *testing.T) {
 	const capacity = 8
 	h := newHarness(t)
-	h.apply(fmt.Sprintf(`
+	h.Apply(fmt.Sprintf(`
 listeners:
   - name: rl-table
     network: tcp
@@ -189,7 +177,7 @@ listeners:
           max_entries: %d
       - handler: echo
 `, capacity))
-	addr := h.addr("rl-table")
+	addr := h.Addr("rl-table")
 	peak := 0
 	// Many sources, one connection each: idle entries make room.
 	for i := 2; i < 2+5*capacity; i++ {
@@ -198,8 +186,8 @@ listeners:
 			t.Fatalf("connection from 127.0.0.%d refused", i)
 		}
 		finish(t, c)
-		h.waitIdle("rl-table")
-		peak = max(peak, ratelimit.TableLen(h.m, "rl-table"))
+		h.WaitIdle("rl-table")
+		peak = max(peak, ratelimit.TableLen(h.Metrics, "rl-table"))
 	}
 	if peak != capacity {
 		t.Errorf("table peaked at %d entries, want the cap, %d", peak, capacity)
@@ -214,7 +202,7 @@ listeners:
 	if served(t, dialFrom(t, "127.0.2.1", addr)) {
 		t.Fatal("a new address was served with every entry in use")
 	}
-	if n := ratelimit.TableLen(h.m, "rl-table"); n != capacity {
+	if n := ratelimit.TableLen(h.Metrics, "rl-table"); n != capacity {
 		t.Errorf("table holds %d entries, want %d", n, capacity)
 	}
 	if got := rejected(h, "rl-table", "per_ip_full"); got != 1 {
@@ -227,7 +215,7 @@ func TestBytesPerSecond(t *testing.T) {
 		t.Skip("takes 4.5 s")
 	}
 	h := newHarness(t)
-	h.apply(`
+	h.Apply(`
 listeners:
   - name: rl-bytes
     network: tcp
@@ -240,7 +228,7 @@ listeners:
 `)
 	payload := make([]byte, 500<<10)
 	_, _ = rand.Read(payload)
-	c := dialFrom(t, "", h.addr("rl-bytes"))
+	c := dialFrom(t, "", h.Addr("rl-bytes"))
 	start := time.Now()
 	werr := make(chan error, 1)
 	go func() {

@@ -32,8 +32,8 @@ listeners:
 
 func TestReloadKeepsStateWhenOptionsAreUnchanged(t *testing.T) {
 	h := newHarness(t)
-	h.apply(reloadConfig(3, false))
-	addr := h.addr("rl-reload")
+	h.Apply(reloadConfig(3, false))
+	addr := h.Addr("rl-reload")
 	// Tokens: 3. Slots: 2.
 
 	held := dialFrom(t, "", addr)
@@ -45,17 +45,17 @@ func TestReloadKeepsStateWhenOptionsAreUnchanged(t *testing.T) {
 		t.Fatal("second connection refused")
 	}
 	finish(t, c)
-	waitOpen(t, h, "rl-reload", 1)
+	h.WaitOpen("rl-reload", 1)
 
 	// Another part of the chain changes: a new chain, the same limiter.
-	sum := h.apply(reloadConfig(3, true))
+	sum := h.Apply(reloadConfig(3, true))
 	if !slices.Contains(sum.Changed, "rl-reload") {
 		t.Fatalf("reload did not change the listener: %+v", sum)
 	}
-	if got := h.addr("rl-reload"); got != addr {
+	if got := h.Addr("rl-reload"); got != addr {
 		t.Fatalf("listener moved from %s to %s", addr, got)
 	}
-	if n := ratelimit.States(h.m); n != 1 {
+	if n := ratelimit.States(h.Metrics); n != 1 {
 		t.Errorf("%d limiter states after the reload, want the one shared", n)
 	}
 	// One token of three is left, and the connection still open on the
@@ -72,7 +72,7 @@ func TestReloadKeepsStateWhenOptionsAreUnchanged(t *testing.T) {
 		t.Errorf("rejected{reason=max} = %d, want 1", got)
 	}
 	finish(t, c1)
-	waitOpen(t, h, "rl-reload", 1)
+	h.WaitOpen("rl-reload", 1)
 	if served(t, dialFrom(t, "", addr)) {
 		t.Fatal("a fourth connection was served: the reload refilled the bucket")
 	}
@@ -81,10 +81,10 @@ func TestReloadKeepsStateWhenOptionsAreUnchanged(t *testing.T) {
 	}
 
 	// The ratelimit's own options change: its state may start afresh.
-	h.apply(reloadConfig(4, true))
+	h.Apply(reloadConfig(4, true))
 	finish(t, held)
-	h.waitIdle("rl-reload")
-	if n := ratelimit.States(h.m); n != 1 {
+	h.WaitIdle("rl-reload")
+	if n := ratelimit.States(h.Metrics); n != 1 {
 		t.Errorf("%d limiter states once the old chains are gone, want 1", n)
 	}
 	for i := 0; i < 2; i++ {
@@ -98,12 +98,12 @@ func TestReloadKeepsStateWhenOptionsAreUnchanged(t *testing.T) {
 
 func TestStateIsForgottenWhenTheListenerGoes(t *testing.T) {
 	h := newHarness(t)
-	h.apply(reloadConfig(3, false))
-	c := dialFrom(t, "", h.addr("rl-reload"))
+	h.Apply(reloadConfig(3, false))
+	c := dialFrom(t, "", h.Addr("rl-reload"))
 	if !served(t, c) {
 		t.Fatal("refused")
 	}
-	h.apply(`
+	h.Apply(`
 listeners:
   - name: other
     network: tcp
@@ -111,19 +111,19 @@ listeners:
     chain:
       - handler: echo
 `)
-	if n := ratelimit.States(h.m); n != 1 {
+	if n := ratelimit.States(h.Metrics); n != 1 {
 		t.Errorf("%d states while a connection is open on the removed listener, want 1", n)
 	}
 	finish(t, c)
-	h.waitIdle("rl-reload")
+	h.WaitIdle("rl-reload")
 	waitStates(t, h, 0)
 }
 
 func waitStates(t *testing.T, h *harness, n int) {
 	t.Helper()
-	for i := 0; ratelimit.States(h.m) != n; i++ {
+	for i := 0; ratelimit.States(h.Metrics) != n; i++ {
 		if i > 1000 {
-			t.Fatalf("%d limiter states, want %d", ratelimit.States(h.m), n)
+			t.Fatalf("%d limiter states, want %d", ratelimit.States(h.Metrics), n)
 		}
 		waitABit()
 	}

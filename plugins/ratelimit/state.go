@@ -38,6 +38,9 @@ type state struct {
 	max    int64         // 0: no listener-wide cap
 	active atomic.Int64  // connections holding a slot of max
 	perIP  *ipTable      // nil: no per-address limits
+	// packets holds the per-address buckets of packets_per_second; nil
+	// on a stream listener.
+	packets *ipTable
 }
 
 var (
@@ -77,6 +80,9 @@ func newState(l sharedLimits) *state {
 	}
 	if l.perIP {
 		s.perIP = newIPTable(l.ipRate, l.ipBurst, l.ipMax, l.ipEntries)
+	}
+	if l.pktRate > 0 {
+		s.packets = newIPTable(l.pktRate, l.pktBurst, 0, DefaultMaxEntries)
 	}
 	return s
 }
@@ -141,7 +147,8 @@ func (s *state) done(t ticket, now time.Time) {
 	}
 }
 
-// reason is why a connection was refused; none when it was not.
+// reason is why a connection was refused or a datagram dropped; none when
+// it was not.
 type reason int
 
 const (
@@ -151,16 +158,18 @@ const (
 	reasonIPRate
 	reasonIPMax
 	reasonIPFull
+	reasonPacketRate // a datagram over its address's packets_per_second
 	numReasons
 )
 
 // reasonNames are the values of the reason label and log key.
 var reasonNames = [numReasons]string{
-	reasonRate:   "rate",
-	reasonMax:    "max",
-	reasonIPRate: "per_ip_rate",
-	reasonIPMax:  "per_ip_max",
-	reasonIPFull: "per_ip_full",
+	reasonRate:       "rate",
+	reasonMax:        "max",
+	reasonIPRate:     "per_ip_rate",
+	reasonIPMax:      "per_ip_max",
+	reasonIPFull:     "per_ip_full",
+	reasonPacketRate: "packet_rate",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -178,6 +187,8 @@ func (l sharedLimits) applies(r reason) bool {
 		return l.ipMax > 0
 	case reasonIPFull:
 		return l.perIP
+	case reasonPacketRate:
+		return l.pktRate > 0
 	}
 	return false
 }

@@ -117,6 +117,8 @@ func (h *Handler) resolve() limits {
 	l.shared.rate = rate.Limit(h.ConnectionsPerSecond)
 	l.shared.burst = burstOr(h.Burst, h.ConnectionsPerSecond)
 	l.shared.max = int64(h.MaxConnections)
+	l.shared.pktRate = rate.Limit(h.PacketsPerSecond)
+	l.shared.pktBurst = burstOr(h.Burst, h.PacketsPerSecond)
 	if p := h.PerIP; p != nil {
 		l.shared.perIP = true
 		l.shared.ipRate = rate.Limit(p.ConnectionsPerSecond)

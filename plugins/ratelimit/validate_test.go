@@ -103,3 +103,34 @@ listeners:
 		})
 	}
 }
+
+// TestOnUDPOnlyPacketOptionsApply: packets_per_second and burst are
+// accepted on a UDP listener (the chain then uses the datagram side), and
+// every stream-only option is refused there, each by name.
+func TestOnUDPOnlyPacketOptionsApply(t *testing.T) {
+	parse := func(options string) error {
+		_, err := config.Parse("test.yaml", []byte(`
+listeners:
+  - name: u
+    network: udp
+    address: 127.0.0.1:0
+    chain:
+      - handler: log
+      - handler: ratelimit
+        `+options+`
+      - handler: echo
+`))
+		return err
+	}
+	if err := parse("packets_per_second: 10\n        burst: 5"); err != nil {
+		t.Fatalf("packets_per_second on udp: %v", err)
+	}
+	err := parse("packets_per_second: 10\n        connections_per_second: 0\n        max_connections: 1\n" +
+		"        per_ip: {max_connections: 1}\n        bytes_per_second: 1KiB\n        burst_bytes: 1KiB")
+	for _, key := range []string{"max_connections", "per_ip", "bytes_per_second", "burst_bytes"} {
+		want := "listeners[0].chain[1] (ratelimit): " + key + ": only applies to stream listeners"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v\nwant a line with %q", err, want)
+		}
+	}
+}

@@ -31,7 +31,7 @@ func TestConnIsWrappedOnlyForBytesPerSecond(t *testing.T) {
 		{"bytes_per_second: 1MiB", true},
 	} {
 		h := newHarness(t)
-		h.apply(`
+		h.Apply(`
 listeners:
   - name: rl-wrap
     network: tcp
@@ -41,7 +41,7 @@ listeners:
         ` + tt.options + `
       - handler: probe
 `)
-		dialFrom(t, "", h.addr("rl-wrap"))
+		dialFrom(t, "", h.Addr("rl-wrap"))
 		select {
 		case got := <-wrapped:
 			if got != tt.want {
