@@ -22,11 +22,15 @@ func writeChart(res, before *Results, path string) error {
 	}
 	var bars []bar
 	for _, f := range res.Figures {
-		for i, r := range f.Ratios {
+		for _, r := range f.Ratios {
 			b := bar{label: chartLabel(f, r), now: cost(f, r.Median), before: math.NaN()}
 			if before != nil {
-				if bf, ok := findFigure(before, f.Key); ok && i < len(bf.Ratios) {
-					b.before = cost(bf, bf.Ratios[i].Median)
+				if bf, ok := findFigure(before, f.Key); ok {
+					for _, br := range bf.Ratios {
+						if br.Baseline == r.Baseline {
+							b.before = cost(bf, br.Median)
+						}
+					}
 				}
 			}
 			bars = append(bars, b)

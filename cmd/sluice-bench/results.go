@@ -163,12 +163,11 @@ func figure(c *collector, key, section, name, unit, metric string, lower bool, t
 		}
 	}
 	for _, r := range ratios {
-		f.Ratios = append(f.Ratios, Ratio{
-			Subject:  r.subject,
-			Baseline: r.label,
-			Median:   c.ratio(r.subject, r.baselines, metric, lower),
-			Target:   r.target,
-		})
+		m := c.ratio(r.subject, r.baselines, metric, lower)
+		if math.IsNaN(m) {
+			continue // a baseline that was not measured (HAProxy missing)
+		}
+		f.Ratios = append(f.Ratios, Ratio{Subject: r.subject, Baseline: r.label, Median: m, Target: r.target})
 	}
 	return f
 }
