@@ -146,7 +146,9 @@ func TestIdleTimeoutAfterSplice(t *testing.T) {
 	if !errors.Is(r.err, chain.ErrIdleTimeout) {
 		t.Fatalf("err = %v, want idle timeout", r.err)
 	}
-	if since := time.Since(quiet); since < idle {
+	// quiet is taken after the client read the last byte, a moment after
+	// echo moved it; a close a quarter early would be a real defect.
+	if since := time.Since(quiet); since < idle-idle/4 {
 		t.Errorf("closed %v after the last byte, before the %v idle timeout", since, idle)
 	}
 	if spliced.Load() != 1 {
