@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,17 +34,21 @@ type pair struct {
 	mu      sync.Mutex
 	err     error // what ended the pair early; the first one wins
 	stopped bool
+	// quit, on an event loop's pair, is closed by stop: the loop holds
+	// its own descriptors, which closing the net.Conns does not end.
+	quit chan struct{}
 }
 
 // pipe copies c and up both ways until both directions have ended (each
 // end passed on as a half-close) or one fails, then closes both sides.
-func (h *Handler) pipe(c *chain.Conn, up net.Conn, url string) error {
-	p := &pair{h: h, c: c, up: up, url: url, idle: c.IdleTimeout(), base: time.Now()}
-	if p.idle > 0 {
-		p.mu.Lock()
-		p.watch = time.AfterFunc(p.idle, p.checkIdle)
-		p.mu.Unlock()
+// Plain sockets go to an event loop (see loopPair); anything else gets two
+// goroutines, one per direction.
+func (h *Handler) pipe(ctx context.Context, c *chain.Conn, up net.Conn, url string) error {
+	if ok, err := h.loopPair(ctx, c, up, url); ok {
+		return err
 	}
+	p := newPair(h, c, up, url)
+	p.watchIdle()
 	// The second loop's goroutine is owned by pipe, which waits for it;
 	// it ends at the upstream's EOF or when stop closes both sides.
 	back := make(chan struct{})
@@ -53,13 +58,31 @@ func (h *Handler) pipe(c *chain.Conn, up net.Conn, url string) error {
 	}()
 	p.clientToUpstream()
 	<-back
+	p.end()
+	return p.err
+}
+
+func newPair(h *Handler, c *chain.Conn, up net.Conn, url string) *pair {
+	return &pair{h: h, c: c, up: up, url: url, idle: c.IdleTimeout(), base: time.Now()}
+}
+
+// watchIdle starts the idle watchdog, when there is an idle timeout.
+func (p *pair) watchIdle() {
+	if p.idle > 0 {
+		p.mu.Lock()
+		p.watch = time.AfterFunc(p.idle, p.checkIdle)
+		p.mu.Unlock()
+	}
+}
+
+// end stops the watchdog once the pair is over; the error is final.
+func (p *pair) end() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.watch != nil {
 		p.watch.Stop()
 	}
 	p.stopped = true
-	return p.err
 }
 
 // clientToUpstream copies what the client sends; the client's EOF becomes
@@ -99,6 +122,9 @@ func (p *pair) stop(err error) {
 	}
 	p.stopped = true
 	p.err = err
+	if p.quit != nil {
+		close(p.quit)
+	}
 	p.mu.Unlock()
 	_ = p.up.Close()
 	_ = p.c.Conn.Close()

@@ -47,6 +47,8 @@ type Handler struct {
 	// paths counts the copy paths taken, so that a test can see that an
 	// unwrapped TCP connection reached the kernel's splice path.
 	paths pathStats
+	// loops relay the pairs of plain sockets (see loopPair).
+	loops loopSet
 
 	// relays counts the goroutines that carry UDP replies back; Close
 	// waits for them. closed refuses new ones once Close has begun.

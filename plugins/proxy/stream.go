@@ -52,7 +52,7 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 	u.active.Add(1)
 	defer u.active.Add(-1)
 	defer up.Close()
-	return h.pipe(c, up, u.url)
+	return h.pipe(ctx, c, up, u.url)
 }
 
 // dial connects to the first upstream of the balance's order that

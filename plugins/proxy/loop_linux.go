@@ -1,0 +1,326 @@
+//go:build linux
+
+package proxy
+
+import (
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// Why an event loop: two goroutines per pair, each parked in Go's poller,
+// cost per message a goroutine wake-up, a read, a write, and a read that
+// finds nothing (EAGAIN), since RawConn.Read resets the socket's readiness
+// and only an EAGAIN proves an edge-triggered socket drained. A loop that
+// owns its own epoll instance knows a socket drained from a short read,
+// wakes once for all the pairs that are ready, and costs per message a
+// read and a write.
+//
+// The loop's epoll instance is itself registered with Go's poller, so a
+// loop with nothing to do parks as a goroutine, not as a thread blocked
+// in epoll_wait.
+
+// loopSet is a handler's loops: one per GOMAXPROCS, each started on its
+// first pair and ended when its last pair ends, so that a handler with no
+// stream connection runs no goroutine and holds no descriptor.
+type loopSet struct {
+	once  sync.Once
+	loops []loop
+	next  atomic.Uint32
+}
+
+func (s *loopSet) pick(h *Handler) *loop {
+	s.once.Do(func() {
+		s.loops = make([]loop, runtime.GOMAXPROCS(0))
+		for i := range s.loops {
+			s.loops[i].h = h
+		}
+	})
+	return &s.loops[int(s.next.Add(1))%len(s.loops)]
+}
+
+// loop hands relays to its running evloop, starting one when none runs.
+type loop struct {
+	h   *Handler
+	mu  sync.Mutex
+	run *evloop // nil when no goroutine runs
+}
+
+// evloop is one run of a loop's goroutine, with its epoll instance and an
+// eventfd through which other goroutines wake it for new work.
+type evloop struct {
+	h    *Handler
+	file *os.File // the epoll instance, as Go's poller knows it
+	epfd int
+	evfd int
+
+	// adds and kills are guarded by the loop's mu.
+	adds, kills []*relay
+
+	// The rest belongs to the loop's goroutine.
+	slots   []*relay // by slot, the index kept in each epoll event
+	free    []int32
+	n       int // relays in slots
+	gen     uint32
+	again   []*relay // relays with work left over from their last turn
+	events  [128]unix.EpollEvent
+	scratch []byte
+	now     time.Time // when this turn's events were taken
+}
+
+// wakeSlot marks the eventfd's epoll events.
+const wakeSlot = -1
+
+// add hands r to the loop; false means no loop could be started (out of
+// descriptors), and the caller copies with goroutines.
+func (l *loop) add(r *relay) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.run == nil {
+		ev, err := newEvloop(l.h)
+		if err != nil {
+			return false
+		}
+		l.run = ev
+		// The goroutine is owned by the loop: it ends once it has no
+		// relay left and none queued (see park).
+		go l.serve(ev)
+	}
+	r.ev = l.run
+	l.run.adds = append(l.run.adds, r)
+	if len(l.run.adds)+len(l.run.kills) == 1 {
+		l.run.wake()
+	}
+	return true
+}
+
+// kill asks r's loop to end r with err; r.done is closed once it has. A
+// relay that already ended is left alone.
+func (l *loop) kill(r *relay, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.run == nil || r.ev != l.run {
+		return // its evloop ended, so r did
+	}
+	r.killErr = err
+	l.run.kills = append(l.run.kills, r)
+	if len(l.run.adds)+len(l.run.kills) == 1 {
+		l.run.wake()
+	}
+}
+
+func newEvloop(h *Handler) (*evloop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: wakeSlot}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(evfd)
+		return nil, err
+	}
+	// Non-blocking, so that os.NewFile registers it with Go's poller:
+	// waiting for it then parks the goroutine.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(evfd)
+		return nil, err
+	}
+	return &evloop{h: h, file: os.NewFile(uintptr(epfd), "epoll"), epfd: epfd, evfd: evfd}, nil
+}
+
+func (e *evloop) wake() {
+	one := [8]byte{1}
+	_, _ = unix.Write(e.evfd, one[:])
+}
+
+// serve runs ev until park finds it with nothing to do, then closes its
+// descriptors.
+func (l *loop) serve(ev *evloop) {
+	// The loop reads every small message into this one buffer; a message
+	// that cannot be written at once is copied to a buffer of its flow.
+	bufp := chain.GetBuffer()
+	ev.scratch = *bufp
+	defer chain.PutBuffer(bufp)
+	defer ev.close()
+	rc, err := ev.file.SyscallConn()
+	if err == nil {
+		err = rc.Read(func(uintptr) bool { return ev.turn(l) })
+	}
+	if err != nil {
+		// The epoll instance failed under the loop, which its owner
+		// never allows; end whatever it holds rather than hang it.
+		l.mu.Lock()
+		if l.run == ev {
+			l.run = nil
+		}
+		adds := ev.adds
+		ev.adds = nil
+		l.mu.Unlock()
+		for _, r := range adds {
+			ev.register(r)
+		}
+		for _, r := range ev.slots {
+			if r != nil {
+				ev.finish(r, err)
+			}
+		}
+	}
+}
+
+func (e *evloop) close() {
+	_ = e.file.Close()
+	_ = unix.Close(e.evfd)
+}
+
+// turn is called by Go's poller whenever the epoll instance may have
+// events. It handles them and returns false to park until the next ones,
+// or true, with the loop idle, to end the goroutine.
+//
+// Returning false right after handling events is safe: an event that
+// came after this turn's epoll_wait made the epoll instance readable
+// again, which Go's poller saw or will see.
+func (e *evloop) turn(l *loop) bool {
+	for {
+		n, err := rawEpollPoll(e.epfd, e.events[:])
+		if err == syscall.EINTR {
+			continue
+		}
+		woken := false
+		if n > 0 {
+			e.now = time.Now()
+		}
+		for _, ev := range e.events[:max(n, 0)] {
+			if ev.Fd == wakeSlot {
+				woken = true
+				continue
+			}
+			r := e.slots[ev.Fd]
+			if r == nil || r.gen != uint32(ev.Pad)>>1 {
+				continue // the relay ended in this batch
+			}
+			side := ev.Pad & 1
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				r.can[side] |= canRead
+			}
+			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				r.can[side] |= peerShut
+			}
+			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				r.can[side] |= canWrite
+			}
+			e.service(r)
+		}
+		if woken {
+			e.commands(l)
+		}
+		if len(e.again) > 0 {
+			again := e.again
+			e.again = nil
+			e.now = time.Now()
+			for _, r := range again {
+				r.queued = false
+				e.service(r)
+			}
+			continue
+		}
+		if woken || n == len(e.events) {
+			continue // new relays' first events, or more events
+		}
+		if e.n == 0 && e.park(l) {
+			return true
+		}
+		return false
+	}
+}
+
+// park ends the run when it holds no relay and none is queued.
+func (e *evloop) park(l *loop) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(e.adds) > 0 || len(e.kills) > 0 {
+		return false // the eventfd says so too
+	}
+	l.run = nil
+	return true
+}
+
+// commands takes the queued relays and kills.
+func (e *evloop) commands(l *loop) {
+	var b [8]byte
+	_, _ = unix.Read(e.evfd, b[:])
+	l.mu.Lock()
+	adds, kills := e.adds, e.kills
+	e.adds, e.kills = nil, nil
+	l.mu.Unlock()
+	for _, r := range adds {
+		e.register(r)
+	}
+	for _, r := range kills {
+		if !r.ended {
+			e.finish(r, r.killErr)
+		}
+	}
+}
+
+// register gives r a slot and watches both its sockets, edge-triggered:
+// the first events come at once, for what is already readable or
+// writable.
+func (e *evloop) register(r *relay) {
+	var slot int32
+	if k := len(e.free); k > 0 {
+		slot = e.free[k-1]
+		e.free = e.free[:k-1]
+	} else {
+		slot = int32(len(e.slots))
+		e.slots = append(e.slots, nil)
+	}
+	e.gen++
+	r.slot, r.gen = slot, e.gen&(1<<31-1)
+	e.slots[slot] = r
+	e.n++
+	for side, fd := range r.fd {
+		ev := unix.EpollEvent{
+			Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET,
+			Fd:     slot,
+			Pad:    int32(r.gen<<1) | int32(side),
+		}
+		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			e.finish(r, os.NewSyscallError("epoll_ctl", err))
+			return
+		}
+	}
+}
+
+// finish ends r: its descriptors closed, its pipes and buffers given
+// back, its waiter told why.
+func (e *evloop) finish(r *relay, err error) {
+	r.ended = true
+	for _, fd := range r.fd {
+		// Closing the last descriptor of a socket would drop it from
+		// the epoll instance too; deleting first does not depend on it.
+		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		_ = unix.Close(fd)
+	}
+	for i := range r.d {
+		r.d[i].release()
+	}
+	e.slots[r.slot] = nil
+	e.free = append(e.free, r.slot)
+	e.n--
+	r.err = err
+	close(r.done)
+}

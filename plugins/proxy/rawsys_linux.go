@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The loop's system calls on its non-blocking sockets, pipes and epoll
+// instance go through RawSyscall: none of them can block, and the usual
+// Syscall's entersyscall/exitsyscall is what keeps Go's sysmon waking
+// every 20 µs to take the loop's P away from a "slow" call (a loopback
+// write that runs the receiver's TCP stack), waking another thread for
+// it: context switches that cost more than the calls themselves.
+
+//
+// recvfrom and sendto rather than read and write: they skip the file
+// layer, and MSG_NOSIGNAL turns a write to a closed peer into EPIPE
+// without a SIGPIPE for the runtime to field.
+
+func rawRead(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT, 0, 0)
+	return rawResult(r, e)
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+	return rawResult(r, e)
+}
+
+func rawSplice(in, out, n int) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), spliceFlags)
+	return rawResult(r, e)
+}
+
+// rawEpollPoll returns the events ready now, without waiting.
+func rawEpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	return rawResult(r, e)
+}
+
+func rawResult(r uintptr, e syscall.Errno) (int, error) {
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

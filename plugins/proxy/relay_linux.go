@@ -1,0 +1,347 @@
+//go:build linux
+
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// relay is a pair on an event loop: the loop's own descriptors of both
+// sockets (duplicates, so that no descriptor number can be reused under
+// the loop, whoever closes the net.Conns) and the state of both flows.
+type relay struct {
+	p    *pair
+	fd   [2]int // client, upstream
+	d    [2]flow
+	done chan struct{} // closed by the loop once it let go of fd
+
+	// ev is the evloop that took the relay, killErr why it must end
+	// early; both guarded by the loop's mu.
+	ev      *evloop
+	killErr error
+
+	// The rest belongs to the loop's goroutine until done is closed.
+	slot   int32
+	gen    uint32
+	can    [2]uint8 // by side: canRead, canWrite, peerShut
+	queued bool     // in the loop's again list
+	ended  bool
+	err    error
+}
+
+// What the edge-triggered events said about a socket. canRead is cleared
+// by a read that found nothing, or by a short one (the socket is drained:
+// the next byte brings a new edge), unless the peer shut its side, whose
+// EOF only a read to the end finds.
+const (
+	canRead uint8 = 1 << iota
+	canWrite
+	peerShut
+)
+
+// flow is one direction: d[0] client to upstream, d[1] back. A quiet flow
+// holds neither a buffer nor a pipe.
+type flow struct {
+	buf      *[]byte // bytes read but not yet written: buf[off:end]
+	off, end int
+	pipe     chain.Pipe
+	piped    bool // pipe is held
+	inPipe   int  // bytes in the pipe
+	splice   bool // bulk: from now on socket → pipe → socket
+	noSplice bool // no pipe could be had: copy to the end
+	big      int  // reads in a row of at least bulkRead bytes
+	eof      bool // the source ended
+	shut     bool // and its EOF was passed on
+}
+
+// turnBudget bounds the reads of one flow per turn, so that a bulk flow
+// leaves the loop to the others now and then.
+const turnBudget = 16
+
+const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
+
+func (f *flow) release() {
+	if f.buf != nil {
+		chain.PutBuffer(f.buf)
+		f.buf, f.off, f.end = nil, 0, 0
+	}
+	if f.piped {
+		if f.inPipe == 0 {
+			f.pipe.Put()
+		} else {
+			f.pipe.Close()
+		}
+		f.piped, f.inPipe = false, 0
+	}
+}
+
+// loopPair runs the pair on an event loop when both ends are the sockets
+// themselves, and reports false when they are not or no loop could take
+// them: the caller then copies with goroutines. It returns once both
+// flows ended, one failed, the idle timeout hit, or ctx (the listener's
+// generation) was cancelled.
+func (h *Handler) loopPair(ctx context.Context, c *chain.Conn, up net.Conn, url string) (bool, error) {
+	if c.Wrapped() || !isSocket(c.Conn) || !isSocket(up) {
+		return false, nil
+	}
+	cfd, err := dupFD(c.Conn)
+	if err != nil {
+		return false, nil
+	}
+	ufd, err := dupFD(up)
+	if err != nil {
+		_ = unix.Close(cfd)
+		return false, nil
+	}
+	p := newPair(h, c, up, url)
+	p.quit = make(chan struct{})
+	r := &relay{p: p, fd: [2]int{cfd, ufd}, done: make(chan struct{})}
+	l := h.loops.pick(h)
+	if !l.add(r) {
+		_ = unix.Close(cfd)
+		_ = unix.Close(ufd)
+		return false, nil
+	}
+	// The loop holds the sockets through its own descriptors. Closing
+	// these takes the sockets out of Go's poller, which would otherwise
+	// wake up for their events too.
+	_ = c.Conn.Close()
+	_ = up.Close()
+	p.watchIdle()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		// Forced: the generation's drain timeout. Like the goroutines'
+		// read of a closed connection, it is not the peer's fault.
+		l.kill(r, fmt.Errorf("proxy: %w: %w", ctx.Err(), net.ErrClosed))
+		<-r.done
+	case <-p.quit:
+		l.kill(r, p.err)
+		<-r.done
+	}
+	p.end()
+	return true, r.err
+}
+
+func dupFD(c net.Conn) (int, error) {
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd, derr := -1, error(nil)
+	err = rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err == nil {
+		err = derr
+	}
+	return nfd, err
+}
+
+// service runs both flows of r as far as its sockets allow, and ends r
+// when both flows ended or one failed.
+func (e *evloop) service(r *relay) {
+	if r.ended {
+		return
+	}
+	for i := range r.d {
+		if err := e.move(r, i); err != nil {
+			if i == 0 {
+				err = fmt.Errorf("proxy: client to %s: %w", r.p.url, err)
+			} else {
+				err = fmt.Errorf("proxy: %s to client: %w", r.p.url, err)
+			}
+			e.finish(r, err)
+			return
+		}
+	}
+	if r.d[0].shut && r.d[1].shut {
+		e.finish(r, nil)
+	}
+}
+
+// move runs flow i: first what waits for the destination, then reads
+// from the source, until a socket would block, the source ended (passed
+// on as a half-close), or the turn's budget is spent.
+func (e *evloop) move(r *relay, i int) error {
+	f := &r.d[i]
+	src, dst := i, 1-i
+	budget := turnBudget
+	for {
+		if f.end > f.off || f.inPipe > 0 {
+			if r.can[dst]&canWrite == 0 {
+				return nil // until EPOLLOUT
+			}
+			var n int
+			var err error
+			op := "write"
+			if f.inPipe > 0 {
+				op = "splice"
+				pr, _ := f.pipe.FDs()
+				n, err = rawSplice(pr, r.fd[dst], f.inPipe)
+			} else {
+				n, err = rawWrite(r.fd[dst], (*f.buf)[f.off:f.end])
+			}
+			switch err {
+			case nil, syscall.EINTR:
+			case syscall.EAGAIN:
+				r.can[dst] &^= canWrite
+				return nil
+			default:
+				return os.NewSyscallError(op, err)
+			}
+			if n > 0 {
+				r.count(e, i, n)
+				if f.inPipe > 0 {
+					f.inPipe -= n
+				} else if f.off += n; f.off == f.end {
+					chain.PutBuffer(f.buf)
+					f.buf, f.off, f.end = nil, 0, 0
+				}
+			}
+			continue
+		}
+		if f.eof {
+			if !f.shut {
+				_ = unix.Shutdown(r.fd[dst], unix.SHUT_WR)
+				f.shut = true
+				f.release()
+			}
+			return nil
+		}
+		if r.can[src]&canRead == 0 {
+			return nil // until EPOLLIN
+		}
+		if budget == 0 {
+			if !r.queued {
+				r.queued = true
+				e.again = append(e.again, r)
+			}
+			return nil
+		}
+		budget--
+		var err error
+		if f.splice {
+			err = e.spliceIn(r, i)
+		} else {
+			err = e.copyIn(r, i)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// copyIn reads one message into the scratch buffer and writes it on at
+// once; what the destination does not take waits in a buffer of the
+// flow's own.
+func (e *evloop) copyIn(r *relay, i int) error {
+	f := &r.d[i]
+	src, dst := i, 1-i
+	n, err := rawRead(r.fd[src], e.scratch)
+	switch {
+	case err == syscall.EINTR:
+		return nil
+	case err == syscall.EAGAIN:
+		r.can[src] &^= canRead
+		return nil
+	case err != nil:
+		return os.NewSyscallError("read", err)
+	case n == 0:
+		f.eof = true
+		return nil
+	}
+	r.touch(e)
+	if n < len(e.scratch) && r.can[src]&peerShut == 0 {
+		r.can[src] &^= canRead
+	}
+	if n >= bulkRead {
+		f.big++
+	} else {
+		f.big = 0
+	}
+	if !f.noSplice && (n == len(e.scratch) || f.big >= bulkReads) {
+		f.splice = true
+		e.h.paths.splice.Add(1)
+	}
+	w := 0
+	if r.can[dst]&canWrite != 0 {
+		w, err = rawWrite(r.fd[dst], e.scratch[:n])
+		switch err {
+		case nil:
+		case syscall.EAGAIN, syscall.EINTR:
+			r.can[dst] &^= canWrite
+			w = 0
+		default:
+			return os.NewSyscallError("write", err)
+		}
+		if w > 0 {
+			r.count(e, i, w)
+		}
+	}
+	if w < n {
+		f.buf = chain.GetBuffer()
+		f.off, f.end = 0, copy(*f.buf, e.scratch[w:n])
+	}
+	return nil
+}
+
+// spliceIn moves what the source holds (up to MaxSplice bytes) into the
+// flow's pipe. Only an EAGAIN, with the pipe empty, says the source is
+// drained: a short splice may have been cut by the pipe.
+func (e *evloop) spliceIn(r *relay, i int) error {
+	f := &r.d[i]
+	if !f.piped {
+		p, ok := chain.GetPipe()
+		if !ok {
+			f.splice, f.noSplice = false, true
+			return nil
+		}
+		f.pipe, f.piped = p, true
+	}
+	_, pw := f.pipe.FDs()
+	n, err := rawSplice(r.fd[i], pw, chain.MaxSplice)
+	switch {
+	case err == syscall.EINTR:
+	case err == syscall.EAGAIN:
+		r.can[i] &^= canRead
+		f.pipe.Put()
+		f.piped = false
+	case err != nil:
+		return os.NewSyscallError("splice", err)
+	case n == 0:
+		f.eof = true
+	default:
+		f.inPipe = n
+		r.touch(e)
+	}
+	return nil
+}
+
+// count adds n bytes written by flow i to the connection's counters and
+// the idle clock.
+func (r *relay) count(e *evloop, i, n int) {
+	if i == 0 {
+		r.p.c.AddIn(int64(n))
+	} else {
+		r.p.c.AddOut(int64(n))
+	}
+	r.touch(e)
+}
+
+// touch records progress on the idle clock, at the time of the loop's
+// turn: precise enough for a timeout, and one clock read per turn rather
+// than per call.
+func (r *relay) touch(e *evloop) {
+	if r.p.idle > 0 {
+		r.p.last.Store(int64(e.now.Sub(r.p.base)))
+	}
+}
