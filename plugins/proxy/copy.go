@@ -168,9 +168,10 @@ func (p *pair) copy(dst, src net.Conn, count func(int64)) error {
 
 // pathStats counts the copy paths taken: buffered once per direction
 // that copies through a wrapper, splice once per direction that switched
-// to splice(2).
+// to splice(2), held once per message an event loop had to keep because
+// its destination was full.
 type pathStats struct {
-	splice, buffered atomic.Int64
+	splice, buffered, held atomic.Int64
 }
 
 // bufferedLoop copies through a pooled buffer: the path for wrapped

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -65,6 +66,11 @@ type flow struct {
 // turnBudget bounds the reads of one flow per turn, so that a bulk flow
 // leaves the loop to the others now and then.
 const turnBudget = 16
+
+// loopSplice lets a test keep bulk flows on the copy path.
+var loopSplice atomic.Bool
+
+func init() { loopSplice.Store(true) }
 
 const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 
@@ -268,7 +274,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 	} else {
 		f.big = 0
 	}
-	if !f.noSplice && (n == len(e.scratch) || f.big >= bulkReads) {
+	if !f.noSplice && loopSplice.Load() && (n == len(e.scratch) || f.big >= bulkReads) {
 		f.splice = true
 		e.h.paths.splice.Add(1)
 	}
@@ -288,6 +294,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 		}
 	}
 	if w < n {
+		e.h.paths.held.Add(1)
 		f.buf = chain.GetBuffer()
 		f.off, f.end = 0, copy(*f.buf, e.scratch[w:n])
 	}
