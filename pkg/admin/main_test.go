@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"syscall"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/sluice-dev/sluice/pkg/testbin"
 )
 
 // sluiceBin is the real binary, built once by TestMain for the end-to-end
@@ -23,19 +24,14 @@ var sluiceBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "sluice-admin-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	cleanup := func() {}
 	if !testing.Short() {
-		sluiceBin = filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", sluiceBin, "github.com/sluice-dev/sluice/cmd/sluice").CombinedOutput()
+		b, c, err := testbin.Build()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "building sluice: %v\n%s", err, out)
-			_ = os.RemoveAll(dir)
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		sluiceBin, cleanup = b, c
 	}
 	code := m.Run()
 	// Every server, shutdown and connection goroutine must have ended
@@ -46,7 +42,7 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	_ = os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -9,30 +9,11 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/testnet"
 )
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
-
 func TestIdleReaderHoldsNoBufferWhileWaiting(t *testing.T) {
-	client, server := tcpPair(t)
+	client, server := testnet.TCPPair(t)
 	r, ok := chain.NewIdleReader(server)
 	if !ok {
 		t.Fatal("no IdleReader for a TCP socket")

@@ -5,36 +5,18 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"testing"
 	"time"
-)
 
-func pair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
+	"github.com/sluice-dev/sluice/pkg/testnet"
+)
 
 // TestSplicerMovesEverything: A's bytes reach D through the B→C splice,
 // intact, and the end of A shows as EOF.
 func TestSplicerMovesEverything(t *testing.T) {
-	a, b := pair(t)
-	c, d := pair(t)
+	a, b := testnet.TCPPair(t)
+	c, d := testnet.TCPPair(t)
 	s, ok := NewSplicer(c, b)
 	if !ok {
 		t.Fatal("no Splicer between TCP sockets")
@@ -75,8 +57,8 @@ func TestSplicerMovesEverything(t *testing.T) {
 // TestSplicerWaitsWithoutPipe: once the source is drained, the Splicer
 // waits for more without holding its pipe.
 func TestSplicerWaitsWithoutPipe(t *testing.T) {
-	a, b := pair(t)
-	c, d := pair(t)
+	a, b := testnet.TCPPair(t)
+	c, d := testnet.TCPPair(t)
 	s, ok := NewSplicer(c, b)
 	if !ok {
 		t.Fatal("no Splicer between TCP sockets")

@@ -211,8 +211,8 @@ func (u *udpSocket) start(r *runner, from netip.AddrPort) *udpFlow {
 		g.open.Add(1)
 		e.live = &connBytes{c: e.flow, m: g.metrics}
 		if !g.addFlow(e.flow, e.live) {
-			// Retired and closed between Load and addFlow: a newer
-			// generation has been swapped in; take that one.
+			// Retired between Load and addFlow: a newer generation
+			// has been swapped in; take that one.
 			u.mu.Lock()
 			e.timer.Stop()
 			u.mu.Unlock()
@@ -308,11 +308,13 @@ func (g *generation) servePacket(p *chain.Packet) (err error) {
 	return g.packet.ServePacket(g.ctx, p)
 }
 
-// addFlow registers f; it fails once the generation has been closed.
+// addFlow registers f; like add, it fails once the generation has been
+// retired, so that a flow that starts after a reload's swap always takes
+// the new chain, and a retired chain's drain timer covers all its flows.
 func (g *generation) addFlow(f *chain.Flow, b *connBytes) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
+	if g.retired {
 		return false
 	}
 	g.flows[f] = b

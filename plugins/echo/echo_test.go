@@ -1,12 +1,10 @@
-package echo_test
+package echo
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 	"github.com/sluice-dev/sluice/pkg/registry"
-	"github.com/sluice-dev/sluice/plugins/echo"
 )
 
 func TestReadmeExamples(t *testing.T) {
@@ -30,43 +27,8 @@ func TestRejectsOptions(t *testing.T) {
 	}
 }
 
-// serve accepts one TCP connection and runs echo on it, returning the
-// client side and a channel with echo's result and the counted bytes.
-type result struct {
-	err     error
-	in, out int64
-}
-
-func serve(t *testing.T, idle time.Duration) (*net.TCPConn, <-chan result) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	res := make(chan result, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer nc.Close()
-		c := chain.NewConn(nc, 1, "t", idle, nil)
-		err = (&echo.Handler{}).ServeStream(context.Background(), c)
-		res <- result{err, c.BytesIn(), c.BytesOut()}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c.(*net.TCPConn), res
-}
-
 func TestEchoHalfCloseAndCounts(t *testing.T) {
-	c, res := serve(t, 0)
+	c, res, _ := run(t, 0, false)
 	payload := make([]byte, 1<<20+123)
 	rand.Read(payload)
 	go func() {
@@ -84,7 +46,7 @@ func TestEchoHalfCloseAndCounts(t *testing.T) {
 }
 
 func TestEchoIdleTimeout(t *testing.T) {
-	c, res := serve(t, 100*time.Millisecond)
+	c, res, _ := run(t, 100*time.Millisecond, false)
 	io.WriteString(c, "x")
 	io.ReadFull(c, make([]byte, 1))
 	r := <-res
@@ -96,7 +58,7 @@ func TestEchoIdleTimeout(t *testing.T) {
 // TestNoAllocPerRead: a long stream of small writes costs no allocation
 // per read once the connection runs.
 func TestNoAllocPerRead(t *testing.T) {
-	c, _ := serve(t, 0)
+	c, _, _ := run(t, 0, false)
 	msg := []byte("ping")
 	buf := make([]byte, 4)
 	roundtrip := func() {

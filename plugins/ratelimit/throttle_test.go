@@ -4,33 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/pkg/testnet"
 )
 
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
-
 func TestThrottledReadSplitsReadsLargerThanTheBurst(t *testing.T) {
-	client, server := tcpPair(t)
+	client, server := testnet.TCPPair(t)
 	if _, err := client.Write(make([]byte, 4000)); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +31,7 @@ func TestThrottledReadSplitsReadsLargerThanTheBurst(t *testing.T) {
 }
 
 func TestThrottledReadEndsWithItsContext(t *testing.T) {
-	client, server := tcpPair(t)
+	client, server := testnet.TCPPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	// 1 byte/s, burst 10: the second read of 10 would wait 10 s.
 	tc := newThrottled(ctx, server, 1, 10)
@@ -73,7 +54,7 @@ func TestThrottledReadEndsWithItsContext(t *testing.T) {
 }
 
 func TestThrottledForwardsHalfClose(t *testing.T) {
-	client, server := tcpPair(t)
+	client, server := testnet.TCPPair(t)
 	tc := newThrottled(context.Background(), server, 1e6, 1000)
 	if err := tc.CloseWrite(); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,0 @@
-//go:build !race
-
-package reload_test
-
-const raceBuild = false

@@ -1,0 +1,37 @@
+// Package testbin builds the real sluice binary for integration tests that
+// run it as an operator would: as a process, with files, sockets and
+// signals. Each test package builds it once, in its TestMain.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// Package is the import path of the sluice command.
+const Package = "github.com/sluice-dev/sluice/cmd/sluice"
+
+// Build compiles sluice into a new temporary directory and returns the
+// binary's path and a cleanup that removes the directory. When the tests
+// themselves run with -race, so is the binary built: the integration tests
+// then check the real process for data races too.
+func Build() (bin string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "sluice-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	bin = filepath.Join(dir, "sluice")
+	args := []string{"build", "-o", bin}
+	if Race {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, Package)...).CombinedOutput()
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("building sluice: %v\n%s", err, out)
+	}
+	return bin, cleanup, nil
+}
