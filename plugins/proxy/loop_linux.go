@@ -75,6 +75,13 @@ type evloop struct {
 	now     time.Time // when this turn's events were taken
 }
 
+// busyTurn is the number of events that makes a turn look again before
+// parking, maxSpins how many times in a row.
+const (
+	busyTurn = 4
+	maxSpins = 4
+)
+
 // wakeSlot marks the eventfd's epoll events.
 const wakeSlot = -1
 
@@ -194,6 +201,7 @@ func (e *evloop) close() {
 // came after this turn's epoll_wait made the epoll instance readable
 // again, which Go's poller saw or will see.
 func (e *evloop) turn(l *loop) bool {
+	spins := 0
 	for {
 		n, err := rawEpollPoll(e.epfd, e.events[:])
 		if err == syscall.EINTR {
@@ -239,6 +247,14 @@ func (e *evloop) turn(l *loop) bool {
 		}
 		if woken || n == len(e.events) {
 			continue // new relays' first events, or more events
+		}
+		// A busy turn took long enough for more events to come, most
+		// likely: looking again costs one call, where parking costs a
+		// trip through the scheduler and Go's poller. A few times only,
+		// so that the loop still yields to other goroutines.
+		if n >= busyTurn && spins < maxSpins {
+			spins++
+			continue
 		}
 		if e.n == 0 && e.park(l) {
 			return true
