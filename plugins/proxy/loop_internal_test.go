@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -342,4 +343,39 @@ func newFDs(before, after map[string]string) []string {
 		}
 	}
 	return fds
+}
+
+// TestLoopPanicEndsItsRelaysOnly: a bug that panics inside the event loop
+// closes the connections the loop held and is logged; the process lives
+// on, and the next connection gets a fresh loop.
+func TestLoopPanicEndsItsRelaysOnly(t *testing.T) {
+	upLn := listen(t, "tcp")
+	h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
+	if err := h.Provision(chain.ProvisionContext{Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(), Metrics: metrics.New()}); err != nil {
+		t.Fatal(err)
+	}
+	var once atomic.Bool
+	hook := func(of *Handler) {
+		// Only this test's loop: other tests' loops may still run.
+		if of == h && once.CompareAndSwap(false, true) {
+			panic("injected")
+		}
+	}
+	testHookTurn.Store(&hook)
+	t.Cleanup(func() { testHookTurn.Store(nil) })
+
+	lp := startLoopPair(t, context.Background(), h, upLn, 0)
+	if err := lp.wait(t); err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("relay ended with %v, want the loop's panic", err)
+	}
+
+	// A fresh pair on the same handler is served by a new loop.
+	next := startLoopPair(t, context.Background(), h, upLn, 0)
+	if _, err := next.cl.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(next.up, got); err != nil || string(got) != "ping" {
+		t.Fatalf("after the panic, a new pair: %q, %v", got, err)
+	}
 }

@@ -3,8 +3,10 @@
 package proxy
 
 import (
+	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -81,6 +83,10 @@ const (
 	busyTurn = 4
 	maxSpins = 4
 )
+
+// testHookTurn, when set by a test, runs at the start of every turn with
+// the loop's handler.
+var testHookTurn atomic.Pointer[func(*Handler)]
 
 // wakeSlot marks the eventfd's epoll events.
 const wakeSlot = -1
@@ -163,13 +169,11 @@ func (l *loop) serve(ev *evloop) {
 	ev.scratch = *bufp
 	defer chain.PutBuffer(bufp)
 	defer ev.close()
-	rc, err := ev.file.SyscallConn()
-	if err == nil {
-		err = rc.Read(func(uintptr) bool { return ev.turn(l) })
-	}
+	err := l.turns(ev)
 	if err != nil {
 		// The epoll instance failed under the loop, which its owner
-		// never allows; end whatever it holds rather than hang it.
+		// never allows, or the loop panicked: end whatever it holds
+		// rather than hang it or take the process down.
 		l.mu.Lock()
 		if l.run == ev {
 			l.run = nil
@@ -181,11 +185,31 @@ func (l *loop) serve(ev *evloop) {
 			ev.register(r)
 		}
 		for _, r := range ev.slots {
-			if r != nil {
+			if r != nil && !r.ended {
 				ev.finish(r, err)
 			}
 		}
 	}
+}
+
+// turns runs the loop's turns on Go's poller until the loop is idle. A
+// panic in a turn (a bug in the loop) is turned into an error, so that it
+// ends the loop's relays, as a panic in a connection's goroutine ends that
+// connection, and never the process.
+func (l *loop) turns(ev *evloop) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if l.h.log != nil {
+				l.h.log.Error("proxy event loop panicked; its connections are closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			err = fmt.Errorf("proxy event loop panicked: %v", p)
+		}
+	}()
+	rc, err := ev.file.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Read(func(uintptr) bool { return ev.turn(l) })
 }
 
 func (e *evloop) close() {
@@ -203,6 +227,9 @@ func (e *evloop) close() {
 func (e *evloop) turn(l *loop) bool {
 	spins := 0
 	for {
+		if hook := testHookTurn.Load(); hook != nil {
+			(*hook)(l.h)
+		}
 		n, err := rawEpollPoll(e.epfd, e.events[:])
 		if err == syscall.EINTR {
 			continue
