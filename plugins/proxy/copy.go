@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,14 @@ func (h *Handler) pipe(ctx context.Context, c *chain.Conn, up net.Conn, url stri
 	back := make(chan struct{})
 	go func() {
 		defer close(back)
+		// A panic here would escape the supervisor's per-connection
+		// recovery, which guards only the connection's own goroutine.
+		defer func() {
+			if v := recover(); v != nil {
+				c.Logger().Error("proxy copy panicked; connection closed", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				p.stop(fmt.Errorf("proxy: copy panicked: %v", v))
+			}
+		}()
 		p.upstreamToClient()
 	}()
 	p.clientToUpstream()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
@@ -98,6 +99,18 @@ func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
 // such as the ICMP port unreachable that surfaces as ECONNREFUSED on a
 // connected socket; then the upstream is marked down and the flow ended.
 func (h *Handler) relay(s *session, f *chain.Flow) {
+	// Replies run the flow's OnReply hooks (a middleware's code) in this
+	// goroutine; a panic there ends this flow, never the process.
+	released := false
+	defer func() {
+		if v := recover(); v != nil {
+			f.Logger().Error("proxy relay panicked; flow ended", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !released {
+				h.relays.Done()
+			}
+			f.Close(fmt.Errorf("proxy: relay panicked: %v", v))
+		}
+	}()
 	// recvLoop only returns with an error: net.ErrClosed when the flow
 	// ended and closed the socket.
 	err := recvLoop(s.conn, func(b []byte) {
@@ -108,6 +121,7 @@ func (h *Handler) relay(s *session, f *chain.Flow) {
 	// Done before Close: ending the flow may close the generation, whose
 	// handler Close waits for this very goroutine.
 	h.relays.Done()
+	released = true
 	if !errors.Is(err, net.ErrClosed) {
 		h.pool.failed(s.up, err)
 		f.Close(fmt.Errorf("proxy: receiving from %s: %w", s.up.url, err))
