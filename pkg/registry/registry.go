@@ -5,6 +5,7 @@ package registry
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 
@@ -30,6 +31,10 @@ func Register(name string, f Factory) {
 		panic(fmt.Sprintf("registry: handler %q registered twice", name))
 	}
 	h := f()
+	if reflect.ValueOf(h).Kind() != reflect.Pointer {
+		// Options are decoded into it: a value would decode into a copy.
+		panic(fmt.Sprintf("registry: handler %q: the factory must return a pointer, not %T", name, h))
+	}
 	if !chain.IsTerminal(h) && !chain.IsMiddleware(h) && !isPacket(h) {
 		panic(fmt.Sprintf("registry: handler %q implements no handler interface", name))
 	}

@@ -103,3 +103,16 @@ func TestNames(t *testing.T) {
 		t.Error("Names misses reg-test")
 	}
 }
+
+type valueHandler struct{}
+
+func (valueHandler) ServeStream(context.Context, *chain.Conn) error { return nil }
+
+func TestRegisterNonPointerPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("a factory returning a value did not panic")
+		}
+	}()
+	registry.Register("reg-value", func() any { return valueHandler{} })
+}

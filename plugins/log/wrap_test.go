@@ -1,31 +1,15 @@
 package log_test
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/sluice-dev/sluice/pkg/chain"
-	"github.com/sluice-dev/sluice/pkg/registry"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
-// probe is a terminal handler that reports whether the connection it got
-// was still the bare socket, and counts one byte each way.
-type probe struct{}
-
-var wrapped = make(chan bool, 4)
-
-func (*probe) ServeStream(_ context.Context, c *chain.Conn) error {
-	c.AddIn(1)
-	c.AddOut(2)
-	wrapped <- c.Wrapped()
-	return nil
-}
-
-func init() { registry.Register("probe", func() any { return new(probe) }) }
+func init() { plugintest.RegisterWrapProbe() }
 
 func TestConnIsWrappedOnlyForPayload(t *testing.T) {
 	for _, tt := range []struct {
@@ -37,15 +21,10 @@ func TestConnIsWrappedOnlyForPayload(t *testing.T) {
 		{"payload: true", true},
 	} {
 		h := newHarness(t, hclog.Info, false)
-		addr := h.serve("log-wrap", "      - handler: log\n        "+tt.options+"\n      - handler: probe\n")
+		addr := h.serve("log-wrap", "      - handler: log\n        "+tt.options+"\n      - handler: wrap-probe\n")
 		exchange(t, addr)
-		select {
-		case got := <-wrapped:
-			if got != tt.want {
-				t.Errorf("with %q the terminal handler got a wrapped conn: %v, want %v", tt.options, got, tt.want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the probe never ran")
+		if got := plugintest.ProbeWrapped(t); got != tt.want {
+			t.Errorf("with %q the terminal handler got a wrapped conn: %v, want %v", tt.options, got, tt.want)
 		}
 		h.WaitIdle("log-wrap")
 		// Counts come from the terminal handler's counters, not a wrapper.

@@ -1,26 +1,12 @@
 package ratelimit_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
-	"github.com/sluice-dev/sluice/pkg/chain"
-	"github.com/sluice-dev/sluice/pkg/registry"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
-// probe is a terminal handler that reports whether the connection it got
-// was still the bare socket.
-type probe struct{}
-
-var wrapped = make(chan bool, 4)
-
-func (*probe) ServeStream(_ context.Context, c *chain.Conn) error {
-	wrapped <- c.Wrapped()
-	return nil
-}
-
-func init() { registry.Register("probe", func() any { return new(probe) }) }
+func init() { plugintest.RegisterWrapProbe() }
 
 func TestConnIsWrappedOnlyForBytesPerSecond(t *testing.T) {
 	for _, tt := range []struct {
@@ -39,16 +25,11 @@ listeners:
     chain:
       - handler: ratelimit
         ` + tt.options + `
-      - handler: probe
+      - handler: wrap-probe
 `)
 		dialFrom(t, "", h.Addr("rl-wrap"))
-		select {
-		case got := <-wrapped:
-			if got != tt.want {
-				t.Errorf("with %q the terminal handler got a wrapped conn: %v, want %v", tt.options, got, tt.want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the probe never ran")
+		if got := plugintest.ProbeWrapped(t); got != tt.want {
+			t.Errorf("with %q the terminal handler got a wrapped conn: %v, want %v", tt.options, got, tt.want)
 		}
 	}
 }
