@@ -15,14 +15,18 @@ const (
 
 var goBoth = []string{goIOCopy, goLoop}
 
-// sluiceEchoConfig is the config sluice is measured on: one echo listener
-// with the idle_timeout of config.example.yaml, logging only warnings.
-const sluiceEchoConfig = `log:
+// configHeader starts every config sluice is measured on: quiet logs, and
+// a drain long enough that no measured connection is ever cut.
+const configHeader = `log:
   level: warn
 shutdown:
   drain_timeout: 5m
 listeners:
-  - name: echo
+`
+
+// sluiceEchoConfig is the config sluice is measured on: one echo listener
+// with the idle_timeout of config.example.yaml, logging only warnings.
+const sluiceEchoConfig = configHeader + `  - name: echo
     network: tcp
     address: %s
     idle_timeout: 5m

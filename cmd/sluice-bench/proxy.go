@@ -15,12 +15,7 @@ const (
 
 var haproxyBoth = []string{haproxyT, haproxySpliceT}
 
-const sluiceProxyConfig = `log:
-  level: warn
-shutdown:
-  drain_timeout: 5m
-listeners:
-  - name: proxy
+const sluiceProxyConfig = configHeader + `  - name: proxy
     network: tcp
     address: %s
     idle_timeout: 5m

@@ -23,12 +23,7 @@ import (
 // an upstream that greets with 'M'; otherwise the probe moves to a new
 // port. The harness polls the probe until the new chain answers.
 
-const reloadConfig = `log:
-  level: warn
-shutdown:
-  drain_timeout: 5m
-listeners:
-  - name: echo
+const reloadConfig = configHeader + `  - name: echo
     network: tcp
     address: %s
     idle_timeout: %s
