@@ -10,16 +10,8 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
-	"github.com/sluice-dev/sluice/pkg/plugintest"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
-
-func TestReadmeExamples(t *testing.T) {
-	cfgs := plugintest.CheckReadme(t, "README.md")
-	if cfgs[0].Listeners[0].Chain[0].Handler != "echo" {
-		t.Error("README example does not use echo")
-	}
-}
 
 func TestRejectsOptions(t *testing.T) {
 	if _, errs := registry.New("echo", map[string]any{"loud": true}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "loud: unknown key") {

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-dev/sluice/pkg/plugintest"
 	"github.com/sluice-dev/sluice/pkg/registry"
 	logh "github.com/sluice-dev/sluice/plugins/log"
 )
@@ -29,14 +28,6 @@ func TestOptions(t *testing.T) {
 		joined := strings.Join(got, "\n")
 		if (tt.want == "") != (len(errs) == 0) || !strings.Contains(joined, tt.want) {
 			t.Errorf("options %v: errors %q, want %q", tt.options, joined, tt.want)
-		}
-	}
-}
-
-func TestReadmeExamples(t *testing.T) {
-	for i, cfg := range plugintest.CheckReadme(t, "README.md") {
-		if cfg.Listeners[0].Chain[0].Handler != "log" {
-			t.Errorf("example %d does not start with log", i+1)
 		}
 	}
 }

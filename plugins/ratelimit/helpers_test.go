@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
-	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 	_ "github.com/sluice-dev/sluice/plugins/all"
 )
@@ -80,12 +79,3 @@ func finish(t *testing.T, c net.Conn) {
 }
 
 func waitABit() { time.Sleep(5 * time.Millisecond) }
-
-func usesHandler(chain []config.Handler, name string) bool {
-	for _, h := range chain {
-		if h.Handler == name {
-			return true
-		}
-	}
-	return false
-}
