@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
 func runCLI(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
@@ -99,6 +101,11 @@ func TestHelpIsUseful(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help lacks %q", want)
 		}
+	}
+	// The handler list comes from the registry, so a new plugin shows up
+	// without anyone editing the help text.
+	if want := strings.Join(registry.Names(), ", "); !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+		t.Errorf("--help does not list the registered handlers %q", want)
 	}
 }
 

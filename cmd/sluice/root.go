@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-dev/sluice/pkg/registry"
 	"github.com/sluice-dev/sluice/pkg/version"
 )
 
@@ -18,8 +20,8 @@ func newRootCmd() *cobra.Command {
 		Short: "A config-driven TCP, Unix socket and UDP appliance with hot reload",
 		Long: `sluice serves the listeners declared in one YAML file. Each listener
 (TCP, Unix stream socket or UDP) passes its connections through a chain of
-handlers: log, ratelimit, echo, proxy. Edit the file and the change applies
-at once, without dropping a connection.
+handlers: ` + strings.Join(registry.Names(), ", ") + `. Edit the file and the
+change applies at once, without dropping a connection.
 
 The config file is taken from -c/--config, else $SLUICE_CONFIG, else
 ` + defaultConfig + `.
