@@ -74,7 +74,8 @@ type FlowConfig struct {
 	Release func(*Flow)
 }
 
-// NewFlow starts a flow. Only the UDP listener calls it.
+// NewFlow starts a flow. The supervisor calls it for the first datagram
+// from a client address (pkg/supervisor/udp.go); handlers never do.
 func NewFlow(cfg FlowConfig) *Flow {
 	return &Flow{
 		id:          cfg.ID,
