@@ -97,7 +97,7 @@ func TestMetricsExact(t *testing.T) {
 
 	// Every sluice metric is well-formed (names, help, units).
 	problems, err := testutil.GatherAndLint(f.metrics.Registry,
-		"sluice_connections_total", "sluice_connections_active", "sluice_bytes_total",
+		"sluice_connections_total", "sluice_connections_active", "sluice_retired_connections", "sluice_bytes_total",
 		"sluice_config_reloads_total", "sluice_config_last_reload_success_timestamp_seconds")
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ type Config struct {
 	Log       Log        `mapstructure:"log" json:"log"`
 	Admin     Admin      `mapstructure:"admin" json:"admin"`
 	Shutdown  Shutdown   `mapstructure:"shutdown" json:"shutdown"`
+	Reload    Reload     `mapstructure:"reload" json:"reload"`
 	Listeners []Listener `mapstructure:"listeners" json:"listeners"`
 
 	// Path is the file this config was read from.
@@ -50,6 +51,14 @@ type Admin struct {
 
 // Shutdown is the shutdown section.
 type Shutdown struct {
+	DrainTimeout time.Duration `mapstructure:"drain_timeout" json:"drain_timeout"`
+}
+
+// Reload is the reload section.
+type Reload struct {
+	// DrainTimeout bounds how long connections started before a reload
+	// keep their old chain (or their removed listener); 0, the default,
+	// lets them run until they end, so that a reload never cuts one.
 	DrainTimeout time.Duration `mapstructure:"drain_timeout" json:"drain_timeout"`
 }
 

@@ -52,6 +52,8 @@ admin:
   address: 127.0.0.1:9090
 shutdown:
   drain_timeout: 2s
+reload:
+  drain_timeout: 90s
 listeners:
   - name: echo-tcp
     network: tcp
@@ -87,6 +89,9 @@ func TestParseGood(t *testing.T) {
 	if cfg.Shutdown.DrainTimeout != 2*time.Second {
 		t.Errorf("drain_timeout = %v", cfg.Shutdown.DrainTimeout)
 	}
+	if cfg.Reload.DrainTimeout != 90*time.Second {
+		t.Errorf("reload.drain_timeout = %v", cfg.Reload.DrainTimeout)
+	}
 	if len(cfg.Listeners) != 3 {
 		t.Fatalf("listeners = %d, want 3", len(cfg.Listeners))
 	}
@@ -110,15 +115,23 @@ func TestDefaults(t *testing.T) {
 	if cfg.Log.Level != "info" || cfg.Log.Format != "text" || cfg.Admin.Address != "" || cfg.Shutdown.DrainTimeout != 30*time.Second {
 		t.Errorf("defaults = %+v %+v %+v", cfg.Log, cfg.Admin, cfg.Shutdown)
 	}
+	// 0: a reload never cuts a connection unless told to.
+	if cfg.Reload.DrainTimeout != 0 {
+		t.Errorf("reload.drain_timeout default = %v, want 0", cfg.Reload.DrainTimeout)
+	}
 }
 
 func TestEnvOverrides(t *testing.T) {
 	t.Setenv("SLUICE_LOG_LEVEL", "warn")
 	t.Setenv("SLUICE_ADMIN_ADDRESS", "127.0.0.1:9091")
 	t.Setenv("SLUICE_SHUTDOWN_DRAIN_TIMEOUT", "7s")
+	t.Setenv("SLUICE_RELOAD_DRAIN_TIMEOUT", "3m")
 	cfg, err := config.Parse("c.yaml", []byte(good))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Reload.DrainTimeout != 3*time.Minute {
+		t.Errorf("SLUICE_RELOAD_DRAIN_TIMEOUT not applied: %v", cfg.Reload.DrainTimeout)
 	}
 	if cfg.Log.Level != "warn" || cfg.Admin.Address != "127.0.0.1:9091" || cfg.Shutdown.DrainTimeout != 7*time.Second {
 		t.Errorf("overrides not applied: %+v %+v %+v", cfg.Log, cfg.Admin, cfg.Shutdown)
@@ -196,7 +209,7 @@ func TestValidationErrors(t *testing.T) {
 		want []string // each must appear, one error a line
 	}{
 		{"malformed yaml", "listeners:\n  - name: a\n   network: tcp\n", []string{"c.yaml: malformed config: line "}},
-		{"unknown top key", "lgo:\n  level: info\n", []string{"c.yaml: lgo: unknown key (known: admin, listeners, log, shutdown)"}},
+		{"unknown top key", "lgo:\n  level: info\n", []string{"c.yaml: lgo: unknown key (known: admin, listeners, log, reload, shutdown)"}},
 		{"unknown log key", "log:\n  fromat: json\n", []string{"c.yaml: log.fromat: unknown key (known: format, level)"}},
 		{"typo in listener", listener("name: a", "network: tcp", "adress: 127.0.0.1:1", "chain:", "  - handler: t-echo"),
 			[]string{"listeners[0].adress: unknown key (known: address, chain, idle_timeout, name, network, socket)", "listeners[0].address: required"}},
@@ -204,6 +217,9 @@ func TestValidationErrors(t *testing.T) {
 		{"bad format", "log:\n  format: xml\n", []string{`log.format: invalid value "xml" (allowed: text, json)`}},
 		{"bad drain", "shutdown:\n  drain_timeout: soon\n", []string{`shutdown.drain_timeout: invalid duration "soon"`}},
 		{"unitless drain", "shutdown:\n  drain_timeout: 5\n", []string{`shutdown.drain_timeout: invalid duration 5: add a unit, e.g. 5s`}},
+		{"bad reload drain", "reload:\n  drain_timeout: later\n", []string{`reload.drain_timeout: invalid duration "later"`}},
+		{"negative reload drain", "reload:\n  drain_timeout: -1s\n", []string{`reload.drain_timeout: must not be negative`}},
+		{"unknown reload key", "reload:\n  timeout: 1s\n", []string{`reload.timeout: unknown key (known: drain_timeout)`}},
 		{"bad admin", "admin:\n  address: localhost\n", []string{`admin.address: invalid address "localhost"`}},
 		{"bad network", listener("name: a", "network: sctp", "address: x:1", chainOK[0], chainOK[1]), []string{`listeners[0].network: invalid value "sctp"`}},
 		{"bad port", listener("name: a", "network: tcp", "address: 127.0.0.1:70000", chainOK[0], chainOK[1]), []string{`listeners[0].address: invalid port "70000"`}},

@@ -27,6 +27,7 @@ var envKeys = map[string]any{
 	"log.format":             DefaultLogFormat,
 	"admin.address":          "",
 	"shutdown.drain_timeout": DefaultDrainTimeout.String(),
+	"reload.drain_timeout":   "0s",
 }
 
 // Load reads, decodes and validates the config file at path. A fresh viper

@@ -37,6 +37,9 @@ func Validate(cfg *Config) Errors {
 	if cfg.Shutdown.DrainTimeout < 0 {
 		v.add("shutdown.drain_timeout", "must not be negative")
 	}
+	if cfg.Reload.DrainTimeout < 0 {
+		v.add("reload.drain_timeout", "must not be negative")
+	}
 
 	names := map[string]int{}
 	sockets := map[string]int{}

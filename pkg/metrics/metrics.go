@@ -15,6 +15,7 @@ type Metrics struct {
 
 	ConnectionsTotal      *prometheus.CounterVec // listener
 	ConnectionsActive     *prometheus.GaugeVec   // listener
+	RetiredConnections    *prometheus.GaugeVec   // listener
 	BytesTotal            *prometheus.CounterVec // listener, direction
 	RatelimitRejected     *prometheus.CounterVec // listener, reason
 	UpstreamErrors        *prometheus.CounterVec // listener, upstream
@@ -34,6 +35,10 @@ func New() *Metrics {
 		ConnectionsActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_connections_active",
 			Help: "Connections (UDP: flows) open now, by listener.",
+		}, []string{"listener"}),
+		RetiredConnections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_retired_connections",
+			Help: "Open connections (UDP: flows) still on a chain a reload replaced, or on a listener a reload removed, by listener; part of sluice_connections_active.",
 		}, []string{"listener"}),
 		BytesTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_bytes_total",
@@ -57,7 +62,7 @@ func New() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(
-		m.ConnectionsTotal, m.ConnectionsActive, m.BytesTotal,
+		m.ConnectionsTotal, m.ConnectionsActive, m.RetiredConnections, m.BytesTotal,
 		m.RatelimitRejected, m.UpstreamErrors, m.ConfigReloads, m.LastReloadSuccessTime,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -74,6 +79,7 @@ func New() *Metrics {
 type Listener struct {
 	Total    prometheus.Counter
 	Active   prometheus.Gauge
+	Retired  prometheus.Gauge
 	BytesIn  prometheus.Counter
 	BytesOut prometheus.Counter
 }
@@ -83,6 +89,7 @@ func (m *Metrics) ForListener(name string) *Listener {
 	return &Listener{
 		Total:    m.ConnectionsTotal.WithLabelValues(name),
 		Active:   m.ConnectionsActive.WithLabelValues(name),
+		Retired:  m.RetiredConnections.WithLabelValues(name),
 		BytesIn:  m.BytesTotal.WithLabelValues(name, "in"),
 		BytesOut: m.BytesTotal.WithLabelValues(name, "out"),
 	}

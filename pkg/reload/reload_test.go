@@ -78,14 +78,21 @@ func TestOldConnectionKeepsOldChain(t *testing.T) {
 	}
 }
 
-func TestRetiredChainClosedAfterDrainTimeout(t *testing.T) {
+// TestRetiredChainClosedAfterReloadDrainTimeout: with reload.drain_timeout
+// set, a connection on a retired chain is closed once it has passed (and
+// shutdown.drain_timeout, a minute here, plays no part).
+func TestRetiredChainClosedAfterReloadDrainTimeout(t *testing.T) {
 	const drain = 300 * time.Millisecond
-	e := start(t, configYAML(drain.String(), listenerYAML("a", "127.0.0.1:0", "drain-old")), false)
+	cfg := func(tag string) string {
+		return strings.Replace(configYAML("1m", listenerYAML("a", "127.0.0.1:0", tag)),
+			"listeners:\n", "reload:\n  drain_timeout: "+drain.String()+"\nlisteners:\n", 1)
+	}
+	e := start(t, cfg("drain-old"), false)
 	old := dialTag(t, e.addr("a"))
 	if got := old.ask(t); got != "drain-old" {
 		t.Fatalf("first chain answers %q", got)
 	}
-	if err := os.WriteFile(e.path, []byte(configYAML(drain.String(), listenerYAML("a", "127.0.0.1:0", "drain-new"))), 0o644); err != nil {
+	if err := os.WriteFile(e.path, []byte(cfg("drain-new")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The drain timer starts inside Reload, so after this instant.

@@ -32,8 +32,10 @@ type step struct {
 //     (even when renamed); if anything else changed, new connections get
 //     the new chain and open ones finish on theirs;
 //   - a new address is served (already bound) before the old one closes;
-//   - a listener that is gone stops accepting; its connections drain for
-//     up to shutdown.drain_timeout.
+//   - a listener that is gone stops accepting; its connections finish.
+//
+// Connections on a retired chain or a removed listener run until they
+// end, or for up to reload.drain_timeout when it is set.
 //
 // Apply is serialized; it is the one path for the first start and for
 // every reload trigger. A config with the running one's hash is a no-op.
@@ -89,7 +91,12 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 	}
 
 	// Commit: nothing below can fail the transaction.
-	drain := cfg.Shutdown.DrainTimeout
+	drain := cfg.Reload.DrainTimeout
+	// A new bound applies to the chains earlier reloads retired too, so
+	// that an operator can end old connections by setting one.
+	for _, g := range s.gens.list() {
+		g.bound(drain)
+	}
 	for _, st := range steps {
 		s.gens.add(st.gen)
 		if st.fresh {
@@ -105,16 +112,17 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 			}
 		}
 		old := st.r.gen.Swap(st.gen)
-		old.retire(drain)
+		old.retire(true, drain)
 	}
 	for key, r := range s.runners {
 		if claimed[key] {
 			continue
 		}
-		r.stop()
 		g := r.gen.Load()
+		g.addr = r.ln.Addr().String()
+		r.stop()
 		g.log.Info("listener down", "address", g.cfg.Address, "connections", g.active())
-		g.retire(drain)
+		g.retire(true, drain)
 		delete(s.runners, key)
 	}
 	sum := summarize(s.cfg, cfg)

@@ -80,24 +80,54 @@ type ListenerStatus struct {
 	Name    string `json:"name"`
 	Network string `json:"network"`
 	Address string `json:"address"`
-	// Connections counts open connections on every generation of the
-	// listener, the retiring ones included.
+	// Connections counts open connections (UDP: flows) on every
+	// generation of the listener, the retired ones included.
 	Connections int `json:"connections"`
+	// RetiredConnections is the part of Connections still on a chain a
+	// reload replaced, or on the listener itself once a reload removed
+	// it.
+	RetiredConnections int `json:"retired_connections"`
+	// Removed marks a listener a reload removed whose connections are
+	// still open: it is listed until the last one ends.
+	Removed bool `json:"removed"`
 }
 
-// Status lists the running listeners, sorted by name.
+// Status lists the running listeners, and the removed ones that still
+// have connections, sorted by name.
 func (s *Supervisor) Status() []ListenerStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]ListenerStatus, 0, len(s.runners))
+	byName := make(map[string]*ListenerStatus, len(s.runners))
 	for _, r := range s.runners {
 		g := r.gen.Load()
-		out = append(out, ListenerStatus{
+		byName[g.cfg.Name] = &ListenerStatus{
 			Name:        g.cfg.Name,
 			Network:     g.cfg.Network,
 			Address:     r.ln.Addr().String(),
 			Connections: int(g.open.Load()),
-		})
+		}
+	}
+	for _, g := range s.gens.list() {
+		n := g.retiredConns()
+		if n == 0 {
+			continue
+		}
+		st, ok := byName[g.cfg.Name]
+		if !ok {
+			st = &ListenerStatus{
+				Name:        g.cfg.Name,
+				Network:     g.cfg.Network,
+				Address:     g.addr,
+				Connections: int(g.open.Load()),
+				Removed:     true,
+			}
+			byName[g.cfg.Name] = st
+		}
+		st.RetiredConnections += n
+	}
+	out := make([]ListenerStatus, 0, len(byName))
+	for _, st := range byName {
+		out = append(out, *st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -116,10 +146,11 @@ func (s *Supervisor) Addr(name string) (string, bool) {
 	return "", false
 }
 
-// Shutdown stops accepting on every listener, lets open connections finish
-// for up to the config's drain timeout, closes the rest and returns once
-// every goroutine it started has ended. ctx cuts the wait short: its end
-// closes what is left at once.
+// Shutdown stops accepting on every listener, lets open connections
+// finish for up to the config's shutdown.drain_timeout (those on chains a
+// reload retired included, whatever reload.drain_timeout says), closes the
+// rest and returns once every goroutine it started has ended. ctx cuts the
+// wait short: its end closes what is left at once.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closing {
@@ -135,36 +166,39 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.runners = map[string]*runner{}
 	s.mu.Unlock()
 
-	var gens []*generation
-	open := 0
 	for _, r := range runners {
 		r.stop()
 	}
 	for _, r := range runners {
-		g := r.gen.Load()
+		r.gen.Load().retire(false, 0)
+	}
+	// Every generation still open: the current ones just retired, and
+	// the ones earlier reloads retired. Nothing adds to the set now.
+	gens := s.gens.list()
+	open := 0
+	for _, g := range gens {
 		open += g.active()
-		gens = append(gens, g)
 	}
 	s.log.Info("shutdown started", "listeners", len(runners), "connections", open, "drain_timeout", drain)
 	start := time.Now()
 	forcedBefore := s.forced.Load()
-	for _, g := range gens {
-		g.retire(drain)
-	}
 	done := make(chan struct{})
 	go func() {
 		drainAll(gens)
 		s.wg.Wait()
 		close(done)
 	}()
+	timer := time.NewTimer(drain)
+	defer timer.Stop()
 	select {
 	case <-done:
+	case <-timer.C:
 	case <-ctx.Done():
-		for _, g := range gens {
-			g.close()
-		}
-		<-done
 	}
+	for _, g := range gens {
+		g.close(causeShutdown)
+	}
+	<-done
 	forced := s.forced.Load() - forcedBefore
 	s.log.Info("shutdown finished", "duration", time.Since(start).Round(time.Millisecond),
 		"finished", int64(open)-forced, "closed_at_drain_timeout", forced)

@@ -310,7 +310,7 @@ func (g *generation) servePacket(p *chain.Packet) (err error) {
 
 // addFlow registers f; like add, it fails once the generation has been
 // retired, so that a flow that starts after a reload's swap always takes
-// the new chain, and a retired chain's drain timer covers all its flows.
+// the new chain, and a retired chain's count of flows only goes down.
 func (g *generation) addFlow(f *chain.Flow, b *connBytes) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -326,10 +326,10 @@ func (g *generation) addFlow(f *chain.Flow, b *connBytes) bool {
 func (g *generation) removeFlow(f *chain.Flow) {
 	g.mu.Lock()
 	delete(g.flows, f)
-	last := g.retired && g.members() == 0
+	last := g.left()
 	g.mu.Unlock()
 	if last {
-		g.close()
+		g.close(causeDrained)
 	}
 }
 

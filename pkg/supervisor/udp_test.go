@@ -223,11 +223,13 @@ func TestUDPFlowsAreCountedAndExpire(t *testing.T) {
 	if st := h.s.Status(); len(st) != 1 || st[0].Connections != 1 || st[0].Network != "udp" {
 		t.Fatalf("status %+v", st)
 	}
-	// A scrape sees an open flow's bytes; its end adds no more.
-	h.s.FlushBytes()
-	if in, out := h.metric("in"), h.metric("out"); in != 3 || out != 9 {
-		t.Errorf("open flow: bytes in/out = %v/%v, want 3/9", in, out)
-	}
+	// A scrape sees an open flow's bytes; its end adds no more. Reply
+	// counts a datagram once it is sent, so the client may read the
+	// answer a moment before it is counted.
+	waitFor(t, "the open flow's bytes in a scrape", func() bool {
+		h.s.FlushBytes()
+		return h.metric("in") == 3 && h.metric("out") == 9
+	})
 	waitFor(t, "the flow to expire", func() bool { return h.metric("active") == 0 })
 	if in, out := h.metric("in"), h.metric("out"); in != 3 || out != 9 {
 		t.Errorf("ended flow: bytes in/out = %v/%v, want 3/9", in, out)
