@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/sluice-dev/sluice/pkg/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // StreamHandler serves one stream connection (TCP or Unix). A terminal
@@ -60,9 +59,13 @@ type ProvisionContext struct {
 	IdleTimeout time.Duration
 	// Logger is the listener's logger, for lifecycle messages.
 	Logger hclog.Logger
-	// Metrics is where handlers count what they refuse or fail at. It is
-	// never nil.
-	Metrics *metrics.Metrics
+	// Metrics is where a handler registers the collectors it counts what
+	// it refuses or fails at, through Register. The label listener is
+	// already set on it. nil in tests that do not look at metrics.
+	Metrics prometheus.Registerer
+	// Shared keeps a handler's state across reloads (see Shared). nil:
+	// nothing is shared.
+	Shared *Shared
 }
 
 // IsTerminal reports whether h can end a stream chain.

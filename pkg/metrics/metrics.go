@@ -1,6 +1,8 @@
-// Package metrics holds sluice's Prometheus collectors. One Metrics value
-// is created per process and handed to the supervisor and, through
-// chain.ProvisionContext, to handlers; the admin endpoint serves its
+// Package metrics holds the collectors of sluice's core: connections,
+// bytes, reloads. One Metrics value is created per process and handed to
+// the supervisor, which gives handlers its registry (wrapped with their
+// listener's label) through chain.ProvisionContext, so that a plugin
+// registers and owns its own metrics; the admin endpoint serves the
 // registry. Nothing here is global, so tests can make their own.
 package metrics
 
@@ -17,8 +19,6 @@ type Metrics struct {
 	ConnectionsActive     *prometheus.GaugeVec   // listener
 	RetiredConnections    *prometheus.GaugeVec   // listener
 	BytesTotal            *prometheus.CounterVec // listener, direction
-	RatelimitRejected     *prometheus.CounterVec // listener, reason
-	UpstreamErrors        *prometheus.CounterVec // listener, upstream
 	ConfigReloads         *prometheus.CounterVec // result
 	LastReloadSuccessTime prometheus.Gauge
 }
@@ -44,14 +44,6 @@ func New() *Metrics {
 			Name: "sluice_bytes_total",
 			Help: "Bytes moved, by listener and direction: in is client to sluice, out is sluice to client.",
 		}, []string{"listener", "direction"}),
-		RatelimitRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_ratelimit_rejected_total",
-			Help: "Connections or datagrams refused by the ratelimit handler, by listener and reason.",
-		}, []string{"listener", "reason"}),
-		UpstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_upstream_errors_total",
-			Help: "Failed upstream connects or writes of the proxy handler, by listener and upstream.",
-		}, []string{"listener", "upstream"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_config_reloads_total",
 			Help: "Config reloads, by result (success, failure).",
@@ -63,7 +55,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(
 		m.ConnectionsTotal, m.ConnectionsActive, m.RetiredConnections, m.BytesTotal,
-		m.RatelimitRejected, m.UpstreamErrors, m.ConfigReloads, m.LastReloadSuccessTime,
+		m.ConfigReloads, m.LastReloadSuccessTime,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/listener"
@@ -143,7 +145,8 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 		Network:     l.Network,
 		IdleTimeout: idle,
 		Logger:      log,
-		Metrics:     s.metrics,
+		Metrics:     prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.Name}, s.metrics.Registry),
+		Shared:      s.shared,
 	}
 	handlers := make([]any, 0, len(l.Chain))
 	fail := func(err error) (*generation, error) {

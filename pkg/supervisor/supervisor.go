@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 )
@@ -24,6 +25,8 @@ var ErrClosed = errors.New("supervisor is shutting down")
 type Supervisor struct {
 	log     hclog.Logger
 	metrics *metrics.Metrics
+	// shared keeps handlers' state across reloads (chain.Shared).
+	shared *chain.Shared
 
 	// mu serializes Apply and Shutdown; the per-connection path never
 	// takes it.
@@ -55,10 +58,15 @@ func New(log hclog.Logger, m *metrics.Metrics) *Supervisor {
 	return &Supervisor{
 		log:     log,
 		metrics: m,
+		shared:  chain.NewShared(),
 		runners: make(map[string]*runner),
 		open:    make(map[string]*atomic.Int64),
 	}
 }
+
+// Shared is the store in which handlers keep state across reloads; tests
+// look into it.
+func (s *Supervisor) Shared() *chain.Shared { return s.shared }
 
 // Config returns the running config (nil before the first Apply).
 func (s *Supervisor) Config() *config.Config {

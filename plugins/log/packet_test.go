@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
@@ -168,7 +167,7 @@ func TestFlowRecordCountsDroppedDatagrams(t *testing.T) {
 		r["bytes_in"] != json.Number("24") || r["bytes_out"] != json.Number("6") {
 		t.Errorf("record = %v; want every datagram received counted in, the one echoed out", r)
 	}
-	rejected := testutil.ToFloat64(h.Metrics.RatelimitRejected.WithLabelValues("log-udp-rl", "packet_rate"))
+	rejected := h.Metric("sluice_ratelimit_rejected_total", "listener", "log-udp-rl", "reason", "packet_rate")
 	if rejected != 2 {
 		t.Errorf("rejected{reason=packet_rate} = %v, want 2", rejected)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
-	"github.com/sluice-dev/sluice/pkg/metrics"
 )
 
 type wrapped struct{ net.Conn }
@@ -47,7 +46,7 @@ func TestCopyPaths(t *testing.T) {
 			}
 			h := &Handler{Upstreams: []string{url}}
 			err := h.Provision(chain.ProvisionContext{
-				Listener: "t", Network: tt.client, Logger: hclog.NewNullLogger(), Metrics: metrics.New(),
+				Listener: "t", Network: tt.client, Logger: hclog.NewNullLogger(),
 			})
 			if err != nil {
 				t.Fatal(err)

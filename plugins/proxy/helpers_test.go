@@ -41,7 +41,7 @@ func newHarness(t testing.TB) *harness {
 
 // upstreamErrors reads sluice_upstream_errors_total for one upstream.
 func (h *harness) upstreamErrors(listener, upstream string) float64 {
-	return testutil.ToFloat64(h.Metrics.UpstreamErrors.WithLabelValues(listener, upstream))
+	return h.Metric("sluice_upstream_errors_total", "listener", listener, "upstream", upstream)
 }
 
 func (h *harness) active(listener string) float64 {

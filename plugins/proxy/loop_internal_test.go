@@ -20,7 +20,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
-	"github.com/sluice-dev/sluice/pkg/metrics"
 )
 
 // loopPair is one proxied connection on the event loop, seen from both
@@ -38,7 +37,7 @@ func newLoopPair(t *testing.T, ctx context.Context, idle time.Duration) *loopPai
 	upLn := listen(t, "tcp")
 	h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
 	err := h.Provision(chain.ProvisionContext{
-		Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(), Metrics: metrics.New(),
+		Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +112,7 @@ func TestLoopSlowReader(t *testing.T) {
 			t.Cleanup(func() { _ = upLn.Close() })
 			h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
 			err = h.Provision(chain.ProvisionContext{
-				Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(), Metrics: metrics.New(),
+				Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(),
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -255,7 +254,7 @@ func TestLoopFDs(t *testing.T) {
 	upLn := listen(t, "tcp")
 	h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
 	err := h.Provision(chain.ProvisionContext{
-		Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(), Metrics: metrics.New(),
+		Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -351,7 +350,7 @@ func newFDs(before, after map[string]string) []string {
 func TestLoopPanicEndsItsRelaysOnly(t *testing.T) {
 	upLn := listen(t, "tcp")
 	h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
-	if err := h.Provision(chain.ProvisionContext{Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(), Metrics: metrics.New()}); err != nil {
+	if err := h.Provision(chain.ProvisionContext{Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger()}); err != nil {
 		t.Fatal(err)
 	}
 	var once atomic.Bool

@@ -98,8 +98,12 @@ func (h *Handler) Provision(ctx chain.ProvisionContext) error {
 		h.FailTimeout = DefaultFailTimeout
 	}
 	h.log = ctx.Logger.Named(Name)
+	upstreamErrors, err := chain.Register(ctx.Metrics, newUpstreamErrors())
+	if err != nil {
+		return err
+	}
 	h.pool = newPool(h.targets, h.Balance, h.FailTimeout, h.log, func(u string) counter {
-		return ctx.Metrics.UpstreamErrors.WithLabelValues(ctx.Listener, u)
+		return upstreamErrors.WithLabelValues(u)
 	})
 	return nil
 }

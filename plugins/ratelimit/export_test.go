@@ -1,36 +1,34 @@
 package ratelimit
 
-import "github.com/sluice-dev/sluice/pkg/metrics"
+import "github.com/sluice-dev/sluice/pkg/chain"
 
 // TableLen is the number of addresses in the per-address tables of the
-// states owned by m for listener (tests only).
-func TableLen(m *metrics.Metrics, listener string) int {
-	storeMu.Lock()
-	defer storeMu.Unlock()
+// states kept in sh for listener (tests only).
+func TableLen(sh *chain.Shared, listener string) int {
 	n := 0
-	for k, s := range store {
-		if k.owner != m || k.listener != listener {
-			continue
+	sh.Range(func(key, v any) {
+		k, ok := key.(stateKey)
+		if !ok || k.listener != listener {
+			return
 		}
+		s := v.(*state)
 		if s.perIP != nil {
 			n += s.perIP.len()
 		}
 		if s.packets != nil {
 			n += s.packets.len()
 		}
-	}
+	})
 	return n
 }
 
-// States is the number of limiter states owned by m (tests only).
-func States(m *metrics.Metrics) int {
-	storeMu.Lock()
-	defer storeMu.Unlock()
+// States is the number of limiter states kept in sh (tests only).
+func States(sh *chain.Shared) int {
 	n := 0
-	for k := range store {
-		if k.owner == m {
+	sh.Range(func(key, _ any) {
+		if _, ok := key.(stateKey); ok {
 			n++
 		}
-	}
+	})
 	return n
 }

@@ -17,13 +17,18 @@ func (h *Handler) Provision(pc chain.ProvisionContext) error {
 	}
 	h.limits = h.resolve()
 	h.log = pc.Logger
+	rejected, err := chain.Register(pc.Metrics, newRejected())
+	if err != nil {
+		return err
+	}
 	for r := none + 1; r < numReasons; r++ {
 		if h.limits.shared.applies(r) {
-			h.rejected[r] = pc.Metrics.RatelimitRejected.WithLabelValues(pc.Listener, r.String())
+			h.rejected[r] = rejected.WithLabelValues(r.String())
 		}
 	}
-	h.key = stateKey{owner: pc.Metrics, listener: pc.Listener, limits: h.limits.shared}
-	h.state = acquire(h.key)
+	h.shared = pc.Shared
+	h.key = stateKey{listener: pc.Listener, limits: h.limits.shared}
+	h.state = h.shared.Acquire(h.key, func() any { return newState(h.key.limits) }).(*state)
 	return nil
 }
 
@@ -31,7 +36,7 @@ func (h *Handler) Provision(pc chain.ProvisionContext) error {
 func (h *Handler) Close() error {
 	h.closeOnce.Do(func() {
 		if h.state != nil {
-			release(h.key, h.state)
+			h.shared.Release(h.key)
 		}
 	})
 	return nil

@@ -169,7 +169,7 @@ func TestPacketBucketsArePerSourceAddress(t *testing.T) {
 	if got := rejected(h, "rl-udp-ip", "packet_rate"); got != 4 {
 		t.Errorf("rejected{reason=packet_rate} = %d, want 4", got)
 	}
-	if n := ratelimit.TableLen(h.Metrics, "rl-udp-ip"); n != 2 {
+	if n := ratelimit.TableLen(h.Supervisor.Shared(), "rl-udp-ip"); n != 2 {
 		t.Errorf("the table holds %d addresses, want 2", n)
 	}
 	if n := h.Open("rl-udp-ip"); n != 3 {
@@ -195,7 +195,7 @@ func TestPacketStateSurvivesAReload(t *testing.T) {
 	if !slices.Contains(sum.Changed, "rl-udp-reload") || h.Addr("rl-udp-reload") != addr {
 		t.Fatalf("reload did not change the listener in place: %+v", sum)
 	}
-	if n := ratelimit.States(h.Metrics); n != 1 {
+	if n := ratelimit.States(h.Supervisor.Shared()); n != 1 {
 		t.Errorf("%d limiter states after the reload, want the one shared", n)
 	}
 	// A new flow gets the new chain, and the one token left.

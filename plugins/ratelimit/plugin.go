@@ -54,6 +54,7 @@ type Handler struct {
 	// Runtime state, set by Provision and read-only afterwards: the
 	// connections of a retiring chain may still use it after Close.
 	limits    limits
+	shared    *chain.Shared
 	key       stateKey
 	state     *state
 	log       hclog.Logger

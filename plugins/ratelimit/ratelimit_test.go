@@ -11,13 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/sluice-dev/sluice/plugins/ratelimit"
 )
 
 func rejected(h *harness, listener, reason string) int {
-	return int(testutil.ToFloat64(h.Metrics.RatelimitRejected.WithLabelValues(listener, reason)))
+	return int(h.Metric("sluice_ratelimit_rejected_total", "listener", listener, "reason", reason))
 }
 
 func TestConnectionsPerSecond(t *testing.T) {
@@ -187,7 +185,7 @@ listeners:
 		}
 		finish(t, c)
 		h.WaitIdle("rl-table")
-		peak = max(peak, ratelimit.TableLen(h.Metrics, "rl-table"))
+		peak = max(peak, ratelimit.TableLen(h.Supervisor.Shared(), "rl-table"))
 	}
 	if peak != capacity {
 		t.Errorf("table peaked at %d entries, want the cap, %d", peak, capacity)
@@ -202,7 +200,7 @@ listeners:
 	if served(t, dialFrom(t, "127.0.2.1", addr)) {
 		t.Fatal("a new address was served with every entry in use")
 	}
-	if n := ratelimit.TableLen(h.Metrics, "rl-table"); n != capacity {
+	if n := ratelimit.TableLen(h.Supervisor.Shared(), "rl-table"); n != capacity {
 		t.Errorf("table holds %d entries, want %d", n, capacity)
 	}
 	if got := rejected(h, "rl-table", "per_ip_full"); got != 1 {

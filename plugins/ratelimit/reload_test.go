@@ -55,7 +55,7 @@ func TestReloadKeepsStateWhenOptionsAreUnchanged(t *testing.T) {
 	if got := h.Addr("rl-reload"); got != addr {
 		t.Fatalf("listener moved from %s to %s", addr, got)
 	}
-	if n := ratelimit.States(h.Metrics); n != 1 {
+	if n := ratelimit.States(h.Supervisor.Shared()); n != 1 {
 		t.Errorf("%d limiter states after the reload, want the one shared", n)
 	}
 	// One token of three is left, and the connection still open on the
@@ -84,7 +84,7 @@ func TestReloadKeepsStateWhenOptionsAreUnchanged(t *testing.T) {
 	h.Apply(reloadConfig(4, true))
 	finish(t, held)
 	h.WaitIdle("rl-reload")
-	if n := ratelimit.States(h.Metrics); n != 1 {
+	if n := ratelimit.States(h.Supervisor.Shared()); n != 1 {
 		t.Errorf("%d limiter states once the old chains are gone, want 1", n)
 	}
 	for i := 0; i < 2; i++ {
@@ -111,7 +111,7 @@ listeners:
     chain:
       - handler: echo
 `)
-	if n := ratelimit.States(h.Metrics); n != 1 {
+	if n := ratelimit.States(h.Supervisor.Shared()); n != 1 {
 		t.Errorf("%d states while a connection is open on the removed listener, want 1", n)
 	}
 	finish(t, c)
@@ -121,9 +121,9 @@ listeners:
 
 func waitStates(t *testing.T, h *harness, n int) {
 	t.Helper()
-	for i := 0; ratelimit.States(h.Metrics) != n; i++ {
+	for i := 0; ratelimit.States(h.Supervisor.Shared()) != n; i++ {
 		if i > 1000 {
-			t.Fatalf("%d limiter states, want %d", ratelimit.States(h.Metrics), n)
+			t.Fatalf("%d limiter states, want %d", ratelimit.States(h.Supervisor.Shared()), n)
 		}
 		waitABit()
 	}

@@ -2,38 +2,28 @@ package ratelimit
 
 import (
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/sluice-dev/sluice/pkg/metrics"
 )
 
 // A reload that changes anything in a listener's chain builds new handler
 // instances, while the old chain lives on for the connections it has. For
 // the limits to hold across such a reload, the new ratelimit takes over the
 // old one's state (tokens spent, connections open) when it limits the same
-// listener the same way. The store holds each state with a count of the
-// handlers using it: Provision takes a reference, Close gives it back, and
-// the last Close forgets the state. Since a new chain is provisioned before
-// the old one is closed, an unchanged ratelimit never starts afresh; one
-// whose limits changed does.
+// listener the same way: the state is kept in the supervisor's
+// chain.Shared under a stateKey, and one whose limits changed starts
+// afresh.
 
-// stateKey identifies a state. owner is the supervisor's metrics, which are
-// per supervisor, so that two supervisors in one process (tests) never
-// share limiter state.
+// stateKey identifies a state within one supervisor's chain.Shared.
 type stateKey struct {
-	owner    *metrics.Metrics
 	listener string
 	limits   sharedLimits
 }
 
 // state is the limiter state of one listener's ratelimit.
 type state struct {
-	refs int // guarded by storeMu
-
 	rate   *rate.Limiter // nil: no listener-wide rate
 	max    int64         // 0: no listener-wide cap
 	active atomic.Int64  // connections holding a slot of max
@@ -41,36 +31,6 @@ type state struct {
 	// packets holds the per-address buckets of packets_per_second; nil
 	// on a stream listener.
 	packets *ipTable
-}
-
-var (
-	storeMu sync.Mutex
-	store   = map[stateKey]*state{}
-)
-
-// acquire returns the state for k, shared with the handlers already using
-// it or new.
-func acquire(k stateKey) *state {
-	storeMu.Lock()
-	defer storeMu.Unlock()
-	s, ok := store[k]
-	if !ok {
-		s = newState(k.limits)
-		store[k] = s
-	}
-	s.refs++
-	return s
-}
-
-// release gives back a reference taken by acquire. Connections still
-// holding tickets may keep using s; it is only no longer shared.
-func release(k stateKey, s *state) {
-	storeMu.Lock()
-	defer storeMu.Unlock()
-	s.refs--
-	if s.refs == 0 && store[k] == s {
-		delete(store, k)
-	}
 }
 
 func newState(l sharedLimits) *state {
