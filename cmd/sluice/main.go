@@ -10,7 +10,7 @@ import (
 	_ "github.com/sluice-dev/sluice/plugins/all" // every bundled handler
 )
 
-// Exit codes, as SPEC.md fixes them.
+// Exit codes, as the README and `sluice --help` document them.
 const (
 	exitOK     = 0
 	exitFailed = 1 // invalid config, a listener that cannot start

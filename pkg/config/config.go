@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Defaults, as documented in SPEC.md.
+// Defaults, as documented in docs/configuration.md.
 const (
 	DefaultLogLevel     = "info"
 	DefaultLogFormat    = "text"

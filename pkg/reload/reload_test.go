@@ -113,7 +113,7 @@ func TestRetiredChainClosedAfterReloadDrainTimeout(t *testing.T) {
 	}
 }
 
-// TestChangeTable applies every row of SPEC's change table in one reload.
+// TestChangeTable applies every row of docs/reload.md's change table in one reload.
 func TestChangeTable(t *testing.T) {
 	movedTo := freePort(t)
 	e := start(t, configYAML("1m",

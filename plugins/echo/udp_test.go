@@ -95,7 +95,7 @@ func TestUDPEchoGoClients(t *testing.T) {
 	}
 }
 
-// TestUDPEchoSocat is SPEC's "socat - UDP:127.0.0.1:7001".
+// TestUDPEchoSocat is the README's "socat - UDP:127.0.0.1:7001".
 func TestUDPEchoSocat(t *testing.T) {
 	socat, err := exec.LookPath("socat")
 	if err != nil {
