@@ -1,6 +1,6 @@
 // Package reload_test runs the real sluice binary against real config
-// files, sockets and signals, and checks the hot reload contract of docs/reload.md from
-// the outside, the way an operator would see it.
+// files, sockets and signals, and checks the hot reload contract of
+// docs/reload.md from the outside, the way an operator would see it.
 package reload_test
 
 import (
