@@ -38,7 +38,7 @@ lint: ## gofmt check, go vet, staticcheck (pinned)
 clean: ## remove build output
 	rm -rf bin dist
 
-# ---- packaging (issue 6): see packaging/README.md ----------------------
+# ---- packaging: see packaging/README.md -------------------------------
 
 .PHONY: package
 package: ## build dist/*.deb and dist/*.rpm for amd64 and arm64 (nfpm, pinned)
@@ -48,7 +48,7 @@ package: ## build dist/*.deb and dist/*.rpm for amd64 and arm64 (nfpm, pinned)
 test-package: ## build the packages, lint them, install the .deb here, test it, purge it (root)
 	packaging/test-package.sh
 
-# --- hot reload (issue 3) ---------------------------------------------------
+# --- hot reload --------------------------------------------------------------
 # Reload latency: from a config save to a new connection served by the new
 # chain, with 1,000 connections open; reports p50/p99 (and p99 beyond the
 # watcher's 150 ms debounce).
@@ -57,7 +57,7 @@ test-package: ## build the packages, lint them, install the .deb here, test it, 
 bench-reload: ## benchmark reload latency with 1,000 open connections
 	$(GO) test -run '^$$' -bench BenchmarkReloadLatency -benchtime 100x ./pkg/reload/
 
-# --- bench (issue 8): `make bench` writes docs/benchmarks.{md,json,png} -----
+# --- bench: `make bench` writes docs/benchmarks.{md,json,png} -----
 # BENCH_HAPROXY=install apt-get installs haproxy first when it is missing
 # (root only; plain `make bench` installs nothing and skips the HAProxy
 # comparison with a note). BENCH_FLAGS passes flags to `sluice-bench run`,
