@@ -73,13 +73,13 @@ func NewWatcher(r *Reloader) (*Watcher, error) {
 		return nil, fmt.Errorf("watching %s: %w", r.path, err)
 	}
 	return &Watcher{
-		path:   abs,
+		path: abs,
 		reload: func(ctx context.Context) error {
 			_, err := r.Reload(ctx, TriggerFile)
 			return err
 		},
-		log:    r.log,
-		newFS:  fsnotify.NewWatcher,
+		log:   r.log,
+		newFS: fsnotify.NewWatcher,
 	}, nil
 }
 
