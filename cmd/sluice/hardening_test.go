@@ -129,7 +129,7 @@ func TestValidateEnvironment(t *testing.T) {
 	}
 	// A documented override is still checked like the file's value.
 	_, errOut, code = runCLI(t, []string{"SLUICE_LOG_LEVEL=loud"}, "validate", "-c", path)
-	if code != 1 || !strings.Contains(errOut, `log.level: invalid value "loud"`) {
+	if code != 1 || !strings.Contains(errOut, `log.level: invalid value "loud" (allowed: trace, debug, info, warn, error) (from the environment: SLUICE_LOG_LEVEL)`) {
 		t.Errorf("SLUICE_LOG_LEVEL=loud: exit %d, %q", code, errOut)
 	}
 }

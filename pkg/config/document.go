@@ -117,23 +117,23 @@ func walk(v any, depth int, n *int) error {
 	return nil
 }
 
-// keepNulls puts back the keys with a null value that viper dropped
-// ("admin:\n  adress:"), so that decoding reports an unknown one as it
-// does any other: a typo must not pass because nothing follows it. Keys
-// are matched the way viper matches them, without regard to case.
-func keepNulls(raw, settings map[string]any) {
+// keepDropped puts back what viper's flattening dropped: keys with a null
+// value ("admin:\n  adress:"), and mappings that hold only such keys or
+// nothing. Decoding then reports an unknown one as it does any other: a
+// typo must not pass because nothing follows it. Keys are matched the way
+// viper matches them, without regard to case.
+func keepDropped(raw, settings map[string]any) {
 	for k, v := range raw {
 		lk := strings.ToLower(k)
 		cur, exists := settings[lk]
-		switch {
-		case v == nil && !exists:
-			settings[lk] = nil
-		case v != nil && exists:
-			rm, ok1 := v.(map[string]any)
-			sm, ok2 := cur.(map[string]any)
-			if ok1 && ok2 {
-				keepNulls(rm, sm)
-			}
+		if !exists {
+			settings[lk] = v
+			continue
+		}
+		rm, ok1 := v.(map[string]any)
+		sm, ok2 := cur.(map[string]any)
+		if ok1 && ok2 {
+			keepDropped(rm, sm)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -56,4 +57,17 @@ func EnvOverrides() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// blameEnv adds the variable to each problem whose value came from the
+// environment, so that the operator does not search the file for it.
+func blameEnv(errs Errors) {
+	for _, e := range errs {
+		if _, ok := envKeys[e.Key]; !ok {
+			continue
+		}
+		if _, set := os.LookupEnv(EnvName(e.Key)); set {
+			e.Msg += " (from the environment: " + EnvName(e.Key) + ")"
+		}
+	}
 }

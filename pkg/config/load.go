@@ -44,7 +44,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	input := settings(v)
 	if doc.root != nil {
-		keepNulls(doc.root, input)
+		keepDropped(doc.root, input)
 	}
 
 	cfg := &Config{Path: path, LoadedAt: time.Now()}
@@ -69,6 +69,7 @@ func Parse(path string, data []byte) (*Config, error) {
 			Msg: "required: this config would serve nothing (no listeners, no admin.address); write \"listeners: []\" to mean that"})
 	}
 	if len(errs) > 0 {
+		blameEnv(errs)
 		return nil, errs
 	}
 	cfg.Hash = hashJSON(cfg)
