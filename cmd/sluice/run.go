@@ -93,7 +93,7 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 			hups.stop()
 			adm.SetDraining()
 			err := shutdown(log, sup, sigs, sig)
-			if !watcher.wait(5*time.Second) || !hups.wait(5*time.Second) {
+			if !watcher.wait(2*time.Second) || !hups.wait(2*time.Second) {
 				log.Warn("a reload is still under way; exiting without waiting for it")
 			}
 			return err
