@@ -34,6 +34,15 @@ lint: ## gofmt check, go vet, staticcheck (pinned)
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# Config loading and validation under random input (internal/configfuzz):
+# seeded with every example config, it must find no panic and no input
+# that takes seconds; -timeout turns a hang into a failure.
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## fuzz config loading and validation for FUZZTIME (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -timeout 10m ./internal/configfuzz/
+
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin dist

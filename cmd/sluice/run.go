@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -47,6 +48,9 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 		return exitError{exitFailed}
 	}
 	log := logging.New(cfg.Log, os.Stderr)
+	for _, name := range config.UnknownEnv(os.Environ()) {
+		log.Warn("environment variable is not a config override; ignored", "variable", name, "overrides", config.EnvOverrides())
+	}
 	m := metrics.New()
 	sup := supervisor.New(log.Named("supervisor"), m)
 
@@ -73,46 +77,44 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 		return exitError{exitFailed}
 	}
 	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
-	stopWatch := startWatch(ctx, rl, log, watch)
+	watcher := startWatch(ctx, rl, log, watch)
+	hups := startSignalReloads(ctx, rl)
 	notify.Ready(fmt.Sprintf("serving %d listeners", len(cfg.Listeners)))
 
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
-			_, _ = rl.Reload(ctx, "signal")
+			hups.request()
 		case syscall.SIGTERM, syscall.SIGINT:
 			notify.Stopping("draining connections")
-			// No file event may start a reload once draining begins.
-			stopWatch()
+			// No reload may start once draining begins, and one under
+			// way is not waited for: the drain begins now.
+			watcher.stop()
+			hups.stop()
 			adm.SetDraining()
-			return shutdown(log, sup, sigs, sig)
+			err := shutdown(log, sup, sigs, sig)
+			if !watcher.wait(2*time.Second) || !hups.wait(2*time.Second) {
+				log.Warn("a reload is still under way; exiting without waiting for it")
+			}
+			return err
 		}
 	}
 	return nil
 }
 
 // startWatch runs the config file watcher in a goroutine owned by run;
-// the returned function stops it and waits for it to end.
-func startWatch(ctx context.Context, rl *reload.Reloader, log hclog.Logger, enabled bool) func() {
+// nil when the watch is off.
+func startWatch(ctx context.Context, rl *reload.Reloader, log hclog.Logger, enabled bool) *background {
 	if !enabled {
 		log.Info("config file watch disabled; reload with SIGHUP")
-		return func() {}
+		return nil
 	}
 	w, err := reload.NewWatcher(rl)
 	if err != nil {
 		log.Error("cannot watch the config file; reload with SIGHUP", "error", err)
-		return func() {}
+		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.Run(ctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
+	return goBackground(ctx, w.Run)
 }
 
 // shutdown drains in the background while watching for a second SIGINT,

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +20,10 @@ It binds no socket. It prints "config OK: N listeners" and exits 0, or
 prints every problem found, one a line, and exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, name := range config.UnknownEnv(os.Environ()) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is not a config override and is ignored (overrides: %s)\n",
+					name, strings.Join(config.EnvOverrides(), ", "))
+			}
 			cfg, err := config.Load(configPath(cmd))
 			if err != nil {
 				printErrors(cmd, err)

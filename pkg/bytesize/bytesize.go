@@ -51,6 +51,10 @@ func DecodeHook(from, to reflect.Type, data any) (any, error) {
 		if v != math.Trunc(v) {
 			return nil, fmt.Errorf("byte size %v is not a whole number", v)
 		}
+		if v >= math.MaxInt64 {
+			// int64(v) would wrap around to a negative number.
+			return nil, fmt.Errorf("byte size %v is too large", v)
+		}
 		return checkNonNegative(int64(v))
 	}
 	return data, nil

@@ -28,7 +28,7 @@ func TestDecodeHook(t *testing.T) {
 			t.Errorf("hook(%v) = %v, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []any{-1, 1.5, "x"} {
+	for _, in := range []any{-1, 1.5, "x", 1e20, uint64(1) << 63} {
 		if _, err := DecodeHook(reflect.TypeOf(in), to, in); err == nil {
 			t.Errorf("hook(%v) accepted", in)
 		}

@@ -2,10 +2,7 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,66 +12,45 @@ import (
 	"github.com/sluice-dev/sluice/pkg/decode"
 )
 
-// EnvPrefix is the prefix of the environment variables that override
-// scalar keys outside listeners: SLUICE_LOG_LEVEL, SLUICE_ADMIN_ADDRESS, ...
-const EnvPrefix = "SLUICE"
-
-// envKeys are the keys that SLUICE_<SECTION>_<KEY> can override. Listeners
-// are a list keyed by name and have no sensible flat form, so they are
-// left to the file.
-var envKeys = map[string]any{
-	"log.level":              DefaultLogLevel,
-	"log.format":             DefaultLogFormat,
-	"admin.address":          "",
-	"shutdown.drain_timeout": DefaultDrainTimeout.String(),
-	"reload.drain_timeout":   "0s",
-}
-
 // Load reads, decodes and validates the config file at path. A fresh viper
 // instance is used every time, so that nothing of an earlier load (or a
 // concurrent one) leaks into this one. On failure the error is an Errors
 // listing every problem found.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, Errors{{File: path, Msg: readMessage(err), Err: err}}
 	}
 	return Parse(path, data)
 }
 
-func readMessage(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "cannot read config: file does not exist"
-	case errors.Is(err, fs.ErrPermission):
-		return "cannot read config: permission denied"
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return "cannot read config: " + pe.Err.Error()
-	}
-	return "cannot read config: " + err.Error()
-}
-
 // Parse decodes and validates config data; path names the file in errors
 // and picks the format by its extension (.json, .toml, else YAML).
 func Parse(path string, data []byte) (*Config, error) {
+	doc, err := parseDocument(formatOf(path), data)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: shapeMessage(err), Err: err}}
+	}
 	v := viper.New()
 	v.SetConfigType(formatOf(path))
+	// Only the documented keys are bound, one variable each: any other
+	// SLUICE_* variable (SLUICE_LOG, SLUICE_LISTENERS) is not read.
 	for k, def := range envKeys {
 		v.SetDefault(k, def)
+		_ = v.BindEnv(k, EnvName(k)) // fails only without a key
 	}
-	v.SetEnvPrefix(EnvPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 		return nil, Errors{{File: path, Msg: parseMessage(err), Err: err}}
+	}
+	input := settings(v)
+	if doc.root != nil {
+		keepDropped(doc.root, input)
 	}
 
 	cfg := &Config{Path: path, LoadedAt: time.Now()}
 	var errs Errors
 	bad := map[string]bool{}
-	for _, fe := range decode.Into(settings(v), cfg) {
+	for _, fe := range decode.Into(input, cfg) {
 		errs = append(errs, &Error{File: path, Key: fe.Key, Msg: fe.Msg})
 		bad[fe.Key] = true
 	}
@@ -85,7 +61,15 @@ func Parse(path string, data []byte) (*Config, error) {
 			errs = append(errs, e)
 		}
 	}
+	if !doc.listeners && cfg.Admin.Address == "" {
+		// Such a file would stop every listener and serve nothing: more
+		// likely a file caught half-written, or the wrong file, than a
+		// wish. Saying "listeners: []" makes it one.
+		errs = append(errs, &Error{File: path, Key: "listeners",
+			Msg: "required: this config would serve nothing (no listeners, no admin.address); write \"listeners: []\" to mean that"})
+	}
 	if len(errs) > 0 {
+		blameEnv(errs)
 		return nil, errs
 	}
 	cfg.Hash = hashJSON(cfg)

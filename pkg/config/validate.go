@@ -103,8 +103,11 @@ func (v *validator) listener(key string, l *Listener) {
 	if l.Socket.Mode != "" {
 		if l.Network != "unix" {
 			v.add(key+".socket", "only applies to unix listeners")
-		} else if _, err := ParseMode(l.Socket.Mode); err != nil {
+		} else if m, err := ParseMode(l.Socket.Mode); err != nil {
 			v.add(key+".socket.mode", "%v", err)
+		} else if m&0o222 == 0 {
+			// connect(2) on a Unix socket needs write permission on it.
+			v.add(key+".socket.mode", "mode %q lets no one connect: a client needs write permission on the socket, e.g. \"0660\"", l.Socket.Mode)
 		}
 	}
 	v.chain(key, l)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -37,7 +38,7 @@ func (e *FieldError) Error() string {
 func Into(input any, out any) []*FieldError {
 	var md mapstructure.Metadata
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesize.DecodeHook),
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesize.DecodeHook, integerHook),
 		Metadata:   &md,
 		Result:     out,
 		TagName:    "mapstructure",
@@ -150,17 +151,37 @@ func kindName(t reflect.Type) string {
 	return t.String()
 }
 
+// MaxDuration is the longest duration any option accepts. A year is far
+// beyond any sensible timeout, and far enough from time.Duration's own
+// limit (about 292 years) that a deadline computed from it never
+// overflows.
+const MaxDuration = 365 * 24 * time.Hour
+
+// durationSyntax is what time.ParseDuration accepts. A string that has
+// this form but does not parse is too long for a time.Duration, which
+// deserves its own message rather than "add a unit".
+var durationSyntax = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
 // durationHook parses Go durations from strings and refuses bare numbers
 // other than 0: "idle_timeout: 5" would otherwise mean five nanoseconds.
+// Every duration is bounded above: one over MaxDuration is refused here,
+// for every option of every handler at once. Negative ones are left to
+// each option's check, which says what 0 means there.
 func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != reflect.TypeOf(time.Duration(0)) {
 		return data, nil
 	}
 	switch v := data.(type) {
 	case string:
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil {
+		s := strings.TrimSpace(v)
+		d, err := time.ParseDuration(s)
+		switch {
+		case err != nil && durationSyntax.MatchString(s):
+			return nil, fmt.Errorf("duration %q is too long: the maximum is %s (365 days)", v, maxDurationText)
+		case err != nil:
 			return nil, fmt.Errorf("invalid duration %q: want a number with a unit, e.g. 250ms, 30s, 5m", v)
+		case d > MaxDuration:
+			return nil, fmt.Errorf("duration %q is too long: the maximum is %s (365 days)", v, maxDurationText)
 		}
 		return d, nil
 	case int, int64, uint64, float64:
@@ -171,6 +192,8 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	}
 	return data, nil
 }
+
+const maxDurationText = "8760h"
 
 // unknownKey names an unused key and, where the struct it belongs to can be
 // found, the keys that would have been accepted there.

@@ -39,7 +39,7 @@ func TestHooksSeeEveryReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("log: {level: info}\n")
+	write("log: {level: info}\nlisteners: []\n")
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -58,14 +58,14 @@ func TestHooksSeeEveryReload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	write("log: {level: debug}\n")
+	write("log: {level: debug}\nlisteners: []\n")
 	if _, err := rl.Reload(ctx, "signal"); err != nil {
 		t.Fatalf("valid reload: %v", err)
 	}
 	if _, err := rl.Reload(ctx, "admin"); err != nil { // unchanged
 		t.Fatalf("unchanged reload: %v", err)
 	}
-	write("log: {level: loud}\n")
+	write("log: {level: loud}\nlisteners: []\n")
 	if _, err := rl.Reload(ctx, "file"); err == nil {
 		t.Fatal("invalid config reloaded without an error")
 	}

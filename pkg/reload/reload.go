@@ -5,6 +5,7 @@ package reload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -74,11 +75,28 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (sum supervisor.S
 	end := r.begin(trigger)
 	defer func() { end(err) }()
 	cfg, err := config.Load(r.path)
+	if trigger == TriggerFile && errors.Is(err, config.ErrEmpty) {
+		// Most likely a truncate-and-write caught between the two (the
+		// write's own event brings the reload), or an editor's buffer
+		// saved blank: neither means "stop everything", nor is it an
+		// error to act on at once. SIGHUP on such a file fails.
+		r.log.Warn("config file is empty; keeping the running config", "config", r.path)
+		return supervisor.Summary{}, err
+	}
 	if err != nil {
 		return r.failed(trigger, err)
 	}
+	if ctx.Err() != nil {
+		// sluice began shutting down while the file was read: applying
+		// it now would only bind sockets that close again at once.
+		r.log.Info("reload abandoned: shutting down", "trigger", trigger)
+		return supervisor.Summary{}, ctx.Err()
+	}
 	return r.apply(ctx, cfg, trigger)
 }
+
+// TriggerFile is the trigger of a reload caused by a change of the file.
+const TriggerFile = "file"
 
 func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string) (supervisor.Summary, error) {
 	sum := supervisor.Summary{Unchanged: true}

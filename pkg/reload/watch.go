@@ -13,6 +13,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/config"
 )
 
 // Watch timing. A save is a burst of events (vim: rename, create, write,
@@ -28,6 +30,13 @@ const (
 	// maxRetry; the watcher never gives up while the process runs.
 	minRetry = 100 * time.Millisecond
 	maxRetry = 5 * time.Second
+
+	// A reload that failed for a transient cause (descriptors or memory
+	// short, a read error) is tried again after minReloadRetry, doubling
+	// up to maxReloadRetry, until it succeeds, fails for another reason,
+	// or the file changes again.
+	minReloadRetry = 500 * time.Millisecond
+	maxReloadRetry = 30 * time.Second
 )
 
 // errDirGone ends a watch whose directory was removed or moved away: the
@@ -44,7 +53,7 @@ var errDirGone = errors.New("the config directory was removed or moved")
 // changed; so the directory of the resolved file is watched too.
 type Watcher struct {
 	path   string // absolute, symlinks kept: the name the operator gave
-	reload func(ctx context.Context)
+	reload func(ctx context.Context) error
 	log    hclog.Logger
 	// newFS makes the fsnotify watcher; tests replace it to inject
 	// failures.
@@ -54,6 +63,7 @@ type Watcher struct {
 	target  string          // what path resolves to; "" while it does not
 	dirs    map[string]bool // directories watched now
 	missing bool            // a missing file was reported and not yet back
+	retry   time.Duration   // the backoff of the pending retry; 0: none
 }
 
 // NewWatcher returns a watcher that calls r.Reload with trigger "file".
@@ -63,10 +73,13 @@ func NewWatcher(r *Reloader) (*Watcher, error) {
 		return nil, fmt.Errorf("watching %s: %w", r.path, err)
 	}
 	return &Watcher{
-		path:   abs,
-		reload: func(ctx context.Context) { _, _ = r.Reload(ctx, "file") },
-		log:    r.log,
-		newFS:  fsnotify.NewWatcher,
+		path: abs,
+		reload: func(ctx context.Context) error {
+			_, err := r.Reload(ctx, TriggerFile)
+			return err
+		},
+		log:   r.log,
+		newFS: fsnotify.NewWatcher,
 	}, nil
 }
 
@@ -210,7 +223,11 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, check bool) er
 			return err
 		case <-timer.C:
 			first = time.Time{}
-			w.fire(ctx)
+			if d := w.fire(ctx); d > 0 {
+				// A new event reschedules sooner; the backoff
+				// carries on if that reload fails the same way.
+				timer.Reset(d)
+			}
 			w.followTarget(fw)
 		}
 	}
@@ -234,23 +251,20 @@ func (w *Watcher) concerns(ev fsnotify.Event) bool {
 }
 
 // fire runs after a burst has settled: it reloads, unless the file is
-// gone or empty, which an operator means as neither "stop everything" nor
-// an error to act on at once.
-func (w *Watcher) fire(ctx context.Context) {
+// gone, which an operator means as neither "stop everything" nor an error
+// to act on at once (an empty file is the Reloader's to keep out). It
+// returns when to try again: after a failure of a transient cause, else
+// 0.
+func (w *Watcher) fire(ctx context.Context) time.Duration {
 	w.target = resolve(w.path)
-	fi, err := os.Stat(w.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	_, err := os.Stat(w.path)
+	if errors.Is(err, fs.ErrNotExist) {
 		if !w.missing {
 			w.log.Warn("config file removed; keeping the running config until it is back", "config", w.path)
 			w.missing = true
 		}
-		return
-	case err == nil && fi.Size() == 0:
-		// Most likely a truncate-and-write caught between the two; the
-		// write's own event brings the reload.
-		w.log.Warn("config file is empty; keeping the running config", "config", w.path)
-		return
+		w.retry = 0
+		return 0
 	}
 	if w.missing {
 		w.missing = false
@@ -258,7 +272,14 @@ func (w *Watcher) fire(ctx context.Context) {
 	}
 	// Any other stat error (permission denied, say) is Reload's to
 	// report, with the reason, as a failed reload.
-	w.reload(ctx)
+	err = w.reload(ctx)
+	if err == nil || !config.Transient(err) {
+		w.retry = 0
+		return 0
+	}
+	w.retry = min(max(2*w.retry, minReloadRetry), maxReloadRetry)
+	w.log.Warn("config reload failed for a transient cause; will retry", "config", w.path, "retry_in", w.retry.String(), "error", err)
+	return w.retry
 }
 
 func (w *Watcher) dirList() []string { return slices.Sorted(maps.Keys(w.dirs)) }

@@ -91,8 +91,8 @@ func TestWatchDeletedFileKeepsConfigAndRecreatedIsLoaded(t *testing.T) {
 func TestWatchEmptyFileKeepsConfig(t *testing.T) {
 	e := start(t, configYAML("5s", listenerYAML("a", "127.0.0.1:0", "empty-v1")), true)
 	addr := e.addr("a")
-	// An empty file is a valid config with no listeners; loading it
-	// mid-write would drop every listener.
+	// An empty file is refused (it says nothing); loading it as a
+	// config mid-write would drop every listener.
 	if err := os.Truncate(e.path, 0); err != nil {
 		t.Fatal(err)
 	}

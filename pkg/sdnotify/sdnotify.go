@@ -7,6 +7,7 @@ package sdnotify
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/go-hclog"
@@ -16,6 +17,9 @@ import (
 // with New.
 type Notifier struct {
 	log hclog.Logger
+	// stopping is set by Stopping: a reload that ends during the drain
+	// (reloads run beside the signal loop) must not say READY=1 again.
+	stopping atomic.Bool
 }
 
 // New returns a Notifier that logs, at warn, a notification that could
@@ -40,6 +44,7 @@ func (n *Notifier) Reloading() {
 // Stopping says that shutdown began: systemd shows the unit as
 // deactivating while open connections drain.
 func (n *Notifier) Stopping(status string) {
+	n.stopping.Store(true)
 	n.send(daemon.SdNotifyStopping + "\n" + statusLine(status))
 }
 
@@ -47,10 +52,17 @@ func (n *Notifier) Stopping(status string) {
 // trigger (SIGHUP, the file watcher, the admin endpoint) is reported the
 // same way. A failed reload keeps the running config, so the service is
 // ready again either way; the status line says how it went.
-func (n *Notifier) ReloadBegin(string) { n.Reloading() }
+func (n *Notifier) ReloadBegin(string) {
+	if !n.stopping.Load() {
+		n.Reloading()
+	}
+}
 
 // ReloadEnd: see ReloadBegin.
 func (n *Notifier) ReloadEnd(trigger string, err error) {
+	if n.stopping.Load() {
+		return
+	}
 	if err != nil {
 		n.Ready("config reload failed (" + trigger + "); the previous config is still running: " + err.Error())
 		return

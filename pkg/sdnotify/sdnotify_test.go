@@ -88,6 +88,15 @@ func TestMessages(t *testing.T) {
 	if got, want := next(t, c), "STOPPING=1\nSTATUS=draining connections\n"; got != want {
 		t.Errorf("Stopping: %q, want %q", got, want)
 	}
+
+	// A reload that ends during the drain says nothing: READY=1 would
+	// tell systemd the unit is active again.
+	n.ReloadBegin("file")
+	n.ReloadEnd("file", errors.New("abandoned"))
+	n.Ready("marker")
+	if got := next(t, c); got != "READY=1\nSTATUS=marker\n" {
+		t.Errorf("after Stopping, a reload sent %q", got)
+	}
 }
 
 func TestWithoutSystemdNothingIsSent(t *testing.T) {

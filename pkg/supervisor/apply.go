@@ -192,21 +192,30 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 
 func specOf(l config.Listener) listener.Spec {
 	spec := listener.Spec{Name: l.Name, Network: l.Network, Address: l.Address}
-	if l.Socket.Mode != "" {
-		// Validated when the config was loaded.
-		spec.Mode, _ = config.ParseMode(l.Socket.Mode)
+	if l.Network == "unix" {
+		spec.Mode = socketMode(l)
 	}
 	return spec
+}
+
+// socketMode is the mode a Unix listener's socket file should have.
+func socketMode(l config.Listener) uint32 {
+	if l.Socket.Mode == "" {
+		return listener.DefaultUnixMode()
+	}
+	m, _ := config.ParseMode(l.Socket.Mode) // validated when the config was loaded
+	return m
 }
 
 // modeChange returns the mode to apply when a kept Unix socket's
 // socket.mode changed.
 func modeChange(old, l config.Listener) (uint32, string) {
-	if l.Network != "unix" || old.Socket.Mode == l.Socket.Mode || l.Socket.Mode == "" {
+	// A removed socket.mode goes back to the default, as the file would
+	// have it had sluice started with this config.
+	if l.Network != "unix" || old.Socket.Mode == l.Socket.Mode {
 		return 0, ""
 	}
-	m, _ := config.ParseMode(l.Socket.Mode)
-	return m, l.Address
+	return socketMode(l), l.Address
 }
 
 func chmodSocket(r *runner, mode uint32) error {

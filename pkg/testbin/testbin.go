@@ -16,7 +16,9 @@ const Package = "github.com/sluice-dev/sluice/cmd/sluice"
 // Build compiles sluice into a new temporary directory and returns the
 // binary's path and a cleanup that removes the directory. When the tests
 // themselves run with -race, so is the binary built: the integration tests
-// then check the real process for data races too.
+// then check the real process for data races too. The binary is built with
+// the sluice_testhooks tag, which adds what tests need to hold sluice in a
+// given state (cmd/sluice/testhooks.go) and nothing else.
 func Build() (bin string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "sluice-bin-")
 	if err != nil {
@@ -24,7 +26,7 @@ func Build() (bin string, cleanup func(), err error) {
 	}
 	cleanup = func() { _ = os.RemoveAll(dir) }
 	bin = filepath.Join(dir, "sluice")
-	args := []string{"build", "-o", bin}
+	args := []string{"build", "-tags", "sluice_testhooks", "-o", bin}
 	if Race {
 		args = append(args, "-race")
 	}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestValidateRefusesWhatItMustNotRead: sluice validate reads only a
+// regular file (a symlink to one is fine) of at most 4 MiB and of bounded
+// nesting; anything else exits 1 at once, naming the file and the reason.
+// Before, /dev/zero grew without bound and a FIFO hung forever.
+func TestValidateRefusesWhatItMustNotRead(t *testing.T) {
+	dir := t.TempDir()
+	good := writeConfig(t, dir, "listeners: []\n")
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink(good, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, "zero.yaml")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, []byte("listeners: []\n"+strings.Repeat("# padding\n", 420_000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var deep strings.Builder
+	deep.WriteString("listeners: []\nx:\n")
+	for i := 1; i < 200; i++ {
+		fmt.Fprintf(&deep, "%sa:\n", strings.Repeat(" ", i))
+	}
+	deepPath := filepath.Join(dir, "deep.yaml")
+	if err := os.WriteFile(deepPath, []byte(deep.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if out, errOut, code := runCLI(t, nil, "validate", "-c", link); code != 0 || out != "config OK: 0 listeners\n" {
+		t.Errorf("symlink to a regular file: exit %d, %q %q", code, out, errOut)
+	}
+	for _, tc := range []struct{ path, want string }{
+		{fifo, fifo + ": cannot read config: not a regular file (a named pipe)"},
+		{zero, zero + ": cannot read config: not a regular file (a character device)"},
+		{dir, dir + ": cannot read config: not a regular file (a directory)"},
+		{big, big + ": cannot read config: config file too large: 4200014 bytes; the limit is 4 MiB"},
+		{deepPath, deepPath + ": config too complex: nested more than 32 levels deep"},
+	} {
+		start := time.Now()
+		_, errOut, code := runCLI(t, nil, "validate", "-c", tc.path)
+		if code != 1 || !strings.HasPrefix(errOut, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and %q", filepath.Base(tc.path), code, errOut, tc.want)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("%s: took %v", filepath.Base(tc.path), d)
+		}
+	}
+}
+
+// TestValidateBoundsValues: values that used to pass validation and break
+// at run time, or failed with a misleading reason, are refused with the
+// true one.
+func TestValidateBoundsValues(t *testing.T) {
+	listener := func(extra, chain string) string {
+		return "listeners:\n  - name: a\n    network: tcp\n    address: 127.0.0.1:7000\n" + extra + "    chain: [" + chain + "]\n"
+	}
+	rl := func(opts string) string { return listener("", "{handler: ratelimit, "+opts+"}, {handler: echo}") }
+	for _, tc := range []struct{ name, body, want string }{
+		{"idle overflow", listener("    idle_timeout: 2100000h\n", "{handler: echo}"),
+			`listeners[0].idle_timeout: duration "2100000h" is too long: the maximum is 8760h (365 days)`},
+		{"idle past int64", listener("    idle_timeout: 2562048h\n", "{handler: echo}"),
+			`listeners[0].idle_timeout: duration "2562048h" is too long`},
+		{"drain", "shutdown: {drain_timeout: 99999999h}\nlisteners: []\n",
+			`shutdown.drain_timeout: duration "99999999h" is too long`},
+		{"proxy timeout", listener("", "{handler: proxy, upstreams: ['tcp://127.0.0.1:1'], connect_timeout: 9000h}"),
+			`listeners[0].chain[0] (proxy): connect_timeout: duration "9000h" is too long`},
+		{"max_connections huge", rl("max_connections: 99999999999999999999"),
+			`listeners[0].chain[0] (ratelimit): max_connections: 100000000000000000000 is too large (at most 9223372036854775807)`},
+		{"burst huge", rl("connections_per_second: 5, burst: 99999999999999999999"),
+			`listeners[0].chain[0] (ratelimit): burst: 100000000000000000000 is too large`},
+		{"max_connections fraction", rl("max_connections: 1.5"),
+			`listeners[0].chain[0] (ratelimit): max_connections: expected an integer, got 1.5`},
+		{"burst fraction", rl("connections_per_second: 5, burst: 1.5"),
+			`listeners[0].chain[0] (ratelimit): burst: expected an integer, got 1.5`},
+		{"per_ip fraction", rl("per_ip: {max_connections: 2.5}"),
+			`listeners[0].chain[0] (ratelimit): per_ip.max_connections: expected an integer, got 2.5`},
+		{"null unknown key", "admin:\n  adress:\nlisteners: []\n", `admin.adress: unknown key (known: address)`},
+		{"null unknown top key", "listners:\n", `listners: unknown key`},
+		{"null unknown listener key", listener("    adress:\n", "{handler: echo}"), `listeners[0].adress: unknown key`},
+		{"no listeners key", "log: {level: info}\n", `listeners: required: this config would serve nothing`},
+		{"comments only", "# nothing yet\n\n   \n", `config file is empty (nothing but comments or whitespace)`},
+		{"mode 0000", "listeners:\n  - {name: u, network: unix, address: /tmp/u.sock, socket: {mode: \"0000\"}, chain: [{handler: echo}]}\n",
+			`listeners[0].socket.mode: mode "0000" lets no one connect`},
+		{"mode 0444", "listeners:\n  - {name: u, network: unix, address: /tmp/u.sock, socket: {mode: \"0444\"}, chain: [{handler: echo}]}\n",
+			`listeners[0].socket.mode: mode "0444" lets no one connect`},
+	} {
+		path := writeConfig(t, t.TempDir(), tc.body)
+		out, errOut, code := runCLI(t, nil, "validate", "-c", path)
+		if code != 1 || !strings.Contains(errOut, path+": "+tc.want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 1 and %q", tc.name, code, out, errOut, tc.want)
+		}
+	}
+}
+
+// TestValidateEnvironment: only the documented SLUICE_* overrides are
+// read; any other SLUICE_* variable is named in a warning and ignored,
+// where SLUICE_LOG used to replace the whole log section.
+func TestValidateEnvironment(t *testing.T) {
+	path := writeConfig(t, t.TempDir(), "listeners: []\n")
+	out, errOut, code := runCLI(t, []string{"SLUICE_LOG=/var/log/sluice.log", "SLUICE_LISTENERS=x", "SLUICE_LOG_LEVEL=debug"}, "validate", "-c", path)
+	if code != 0 || out != "config OK: 0 listeners\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, name := range []string{"SLUICE_LOG", "SLUICE_LISTENERS"} {
+		if !strings.Contains(errOut, "warning: "+name+" is not a config override and is ignored (overrides: SLUICE_ADMIN_ADDRESS, ") {
+			t.Errorf("no warning naming %s: %q", name, errOut)
+		}
+	}
+	if strings.Contains(errOut, "SLUICE_LOG_LEVEL ") {
+		t.Errorf("a documented override was warned about: %q", errOut)
+	}
+	// A documented override is still checked like the file's value.
+	_, errOut, code = runCLI(t, []string{"SLUICE_LOG_LEVEL=loud"}, "validate", "-c", path)
+	if code != 1 || !strings.Contains(errOut, `log.level: invalid value "loud" (allowed: trace, debug, info, warn, error) (from the environment: SLUICE_LOG_LEVEL)`) {
+		t.Errorf("SLUICE_LOG_LEVEL=loud: exit %d, %q", code, errOut)
+	}
+}
+
+// TestRunWarnsAboutStrayEnvironment: the running sluice names a stray
+// SLUICE_* variable in a warning and starts.
+func TestRunWarnsAboutStrayEnvironment(t *testing.T) {
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "")), "SLUICE_LOG=/var/log/sluice.log")
+	if p.find("environment variable is not a config override; ignored", "variable", "SLUICE_LOG") == nil {
+		t.Errorf("no warning naming SLUICE_LOG:\n%s", p.output())
+	}
+}
+
+// TestSIGTERMNotBlockedByReload: a reload held inside the config load (by
+// the test-only test-stall handler, for a minute) does not delay SIGTERM:
+// the drain begins and sluice exits 0 within seconds. Before, the signal
+// loop ran the reload itself and saw SIGTERM only once it ended.
+func TestSIGTERMNotBlockedByReload(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	path := writeConfig(t, dir, echoConfig(sock, ""))
+	p := startSluice(t, path)
+	c := dialT(t, "tcp", p.addr("echo-tcp"))
+	echoOnce(t, c, "before\n")
+
+	started := filepath.Join(dir, "stall-started")
+	stall := echoConfig(sock, fmt.Sprintf("\n  - name: stall\n    network: tcp\n    address: 127.0.0.1:0\n    chain: [{handler: test-stall, seconds: 60, started: %q}]", started))
+	writeConfig(t, dir, stall)
+	p.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalling reload did not begin; output:\n%s", p.output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A second SIGHUP while the first reload is stuck must not block
+	// the signal loop either.
+	p.signal(syscall.SIGHUP)
+	// The connection still works while the reload is stuck.
+	echoOnce(t, c, "during\n")
+	c.Close()
+
+	sent := time.Now()
+	p.signal(syscall.SIGTERM)
+	if !p.waitLog("signal received; draining", 5*time.Second) {
+		t.Fatalf("the drain did not begin within 5s of SIGTERM; output:\n%s", p.output())
+	}
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+	t.Logf("SIGTERM to exit: %v, with a reload stuck for 60s", time.Since(sent).Round(time.Millisecond))
+}
+
+// TestReloadRefusesFIFO: a FIFO at the config path, then SIGHUP: the
+// reload fails at once as an ordinary failed reload and sluice keeps
+// serving and still stops on SIGTERM. Before, the reload hung forever,
+// and SIGTERM with it.
+func TestReloadRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	path := writeConfig(t, dir, echoConfig(sock, ""))
+	p := startSluice(t, path)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGHUP)
+	if !p.waitLog("config reload failed", 10*time.Second) {
+		t.Fatalf("no failed reload; output:\n%s", p.output())
+	}
+	if r := p.find("config reload failed"); !strings.Contains(fmt.Sprint(r["error"]), "not a regular file (a named pipe)") {
+		t.Errorf("failure does not say why: %v", r)
+	}
+	echoOnce(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestEmptyFileOnSIGHUPFails: a file of only comments is not a config
+// that stops everything: SIGHUP on it is a failed reload that names the
+// cause, and the listeners keep serving.
+func TestEmptyFileOnSIGHUPFails(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	path := writeConfig(t, dir, echoConfig(sock, ""))
+	p := startSluice(t, path)
+	writeConfig(t, dir, "# emptied\n\n")
+	p.signal(syscall.SIGHUP)
+	if !p.waitLog("config reload failed", 10*time.Second) {
+		t.Fatalf("no failed reload; output:\n%s", p.output())
+	}
+	if r := p.find("config reload failed"); !strings.Contains(fmt.Sprint(r["error"]), "config file is empty") {
+		t.Errorf("failure does not say why: %v", r)
+	}
+	echoOnce(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
+	echoOnce(t, dialT(t, "unix", sock), "still serving\n")
+}
+
+// TestLongIdleTimeoutServes: the longest idle_timeout accepted leaves
+// connections working. Longer ones (2100000h passed validation, and its
+// deadline overflowed and reset every connection at its first write) are
+// refused: see TestValidateBoundsValues.
+func TestLongIdleTimeoutServes(t *testing.T) {
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "\n    idle_timeout: 8760h")))
+	c := dialT(t, "tcp", p.addr("echo-tcp"))
+	echoOnce(t, c, "first\n")
+	echoOnce(t, c, "second\n")
+}
+
+// TestUnixSocketDefaultMode: without socket.mode the socket file is 0666
+// minus the umask, as documented (it was 0777 minus the umask), and a
+// reload that removes socket.mode brings it back to that.
+func TestUnixSocketDefaultMode(t *testing.T) {
+	want := os.FileMode(0o666 &^ umaskOf(t))
+
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	withMode := echoConfig(sock, "")
+	noMode := strings.Replace(withMode, "    socket: {mode: \"0600\"}\n", "", 1)
+	p := startSluice(t, writeConfig(t, dir, noMode))
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != want {
+		t.Fatalf("socket mode %v (%v), want %v", fi.Mode().Perm(), err, want)
+	}
+	writeConfig(t, dir, withMode)
+	p.signal(syscall.SIGHUP)
+	if !p.waitLog("config reloaded", 10*time.Second) {
+		t.Fatalf("no reload; output:\n%s", p.output())
+	}
+	if fi, _ := os.Stat(sock); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after setting 0600: %v", fi.Mode().Perm())
+	}
+	writeConfig(t, dir, noMode)
+	p.signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fi, _ := os.Stat(sock)
+		if fi.Mode().Perm() == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after removing socket.mode: %v, want %v; output:\n%s", fi.Mode().Perm(), want, p.output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	echoOnce(t, dialT(t, "unix", sock), "default mode\n")
+}
+
+// umaskOf reads this process's umask, which the binary inherits, without
+// setting it (other goroutines may be creating files).
+func umaskOf(t *testing.T) uint32 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("cannot read the umask: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return uint32(m)
+		}
+	}
+	t.Skip("no Umask line in /proc/self/status")
+	return 0
+}
