@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/decode"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -36,7 +37,7 @@ prints every problem found, one a line, and exits 1.`,
 }
 
 func printErrors(cmd *cobra.Command, err error) {
-	for _, e := range config.List(err) {
+	for _, e := range decode.Split(err) {
 		fmt.Fprintln(cmd.ErrOrStderr(), e)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/decode"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 	_ "github.com/sluice-dev/sluice/plugins/all"
 )
@@ -75,7 +76,7 @@ func FuzzParse(f *testing.F) {
 			if err == nil && (cfg == nil || cfg.Hash == "") {
 				t.Errorf("%s: no error and no config", name)
 			}
-			if err != nil && len(config.List(err)) == 0 {
+			if err != nil && len(decode.Split(err)) == 0 {
 				t.Errorf("%s: an error with no problem listed", name)
 			}
 		}

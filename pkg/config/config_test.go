@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/decode"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
@@ -269,7 +270,7 @@ func TestAllErrorsReported(t *testing.T) {
 		"  - {name: a, network: tcpx, address: '127.0.0.1:1', chain: [{handler: ech0}]}\n" +
 		"  - {name: b, network: tcp, address: '127.0.0.1:2', idle_timeout: 5x, chain: [{handler: t-echo}]}\n"
 	_, err := config.Parse("c.yaml", []byte(y))
-	if got := len(config.List(err)); got != 4 {
+	if got := len(decode.Split(err)); got != 4 {
 		t.Fatalf("got %d errors, want 4:\n%v", got, err)
 	}
 }
@@ -279,7 +280,7 @@ func wantErr(t *testing.T, err error, want string) {
 	if err == nil {
 		t.Fatalf("no error, want one containing %q", want)
 	}
-	for _, e := range config.List(err) {
+	for _, e := range decode.Split(err) {
 		if strings.Contains(e.Error(), want) {
 			return
 		}

@@ -1,9 +1,6 @@
 package config
 
-import (
-	"errors"
-	"strings"
-)
+import "strings"
 
 // Error is one problem in a config file, at one key path.
 type Error struct {
@@ -48,17 +45,4 @@ func (es Errors) Unwrap() []error {
 		out[i] = e
 	}
 	return out
-}
-
-// List returns the individual problems in err: each of an Errors, or err
-// itself.
-func List(err error) []error {
-	var es Errors
-	if errors.As(err, &es) {
-		return es.Unwrap()
-	}
-	if err == nil {
-		return nil
-	}
-	return []error{err}
 }

@@ -4,30 +4,31 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/listener"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
+// LogLevels are the levels sluice logs at, lowest first: the values of
+// log.level and of the log handler's level option.
+var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
+
 var (
-	levels   = []string{"trace", "debug", "info", "warn", "error"}
 	formats  = []string{"text", "json"}
 	networks = []string{"tcp", "tcp4", "tcp6", "unix", "udp", "udp4", "udp6"}
 	nameRE   = regexp.MustCompile(`^[a-z0-9_-]+$`)
 )
-
-// maxUnixPath is the longest socket path the kernel accepts (sun_path is
-// 108 bytes including the terminating NUL).
-const maxUnixPath = 107
 
 // Validate checks a decoded config and returns every problem found, each
 // naming its key path. Handler options are checked by building each
 // handler through the registry, which binds nothing.
 func Validate(cfg *Config) Errors {
 	v := &validator{file: cfg.Path}
-	v.oneOf("log.level", cfg.Log.Level, levels)
+	v.oneOf("log.level", cfg.Log.Level, LogLevels)
 	v.oneOf("log.format", cfg.Log.Format, formats)
 	if cfg.Admin.Address != "" {
 		if err := checkHostPort(cfg.Admin.Address); err != nil {
@@ -120,8 +121,8 @@ func (v *validator) address(key string, l *Listener) {
 	}
 	switch {
 	case l.Network == "unix":
-		if len(l.Address) > maxUnixPath {
-			v.add(key+".address", "socket path is %d bytes long; the kernel accepts at most %d", len(l.Address), maxUnixPath)
+		if len(l.Address) > listener.MaxUnixPath {
+			v.add(key+".address", "socket path is %d bytes long; the kernel accepts at most %d", len(l.Address), listener.MaxUnixPath)
 		}
 	case strings.HasPrefix(l.Network, "tcp"), strings.HasPrefix(l.Network, "udp"):
 		if err := checkHostPort(l.Address); err != nil {
@@ -172,14 +173,13 @@ func (v *validator) chain(key string, l *Listener) {
 			v.add(hkey+".handler", "unknown handler %q (known: %s)", hc.Handler, strings.Join(registry.Names(), ", "))
 			continue
 		}
-		built, errs := registry.New(hc.Handler, hc.Options)
+		network := l.Network
+		if !slices.Contains(networks, network) {
+			network = "" // reported above; the options are checked on their own
+		}
+		_, errs := registry.New(hc.Handler, network, hc.Options)
 		for _, err := range errs {
 			v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
-		}
-		if nv, ok := built.(chain.NetworkValidator); ok && len(errs) == 0 {
-			for _, err := range splitJoined(nv.ValidateNetwork(l.Network)) {
-				v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
-			}
 		}
 		f, _ := registry.Lookup(hc.Handler)
 		h := f()
@@ -213,16 +213,4 @@ func terminals(l *Listener) []string {
 		}
 	}
 	return out
-}
-
-// splitJoined returns the errors joined in err (errors.Join), err alone, or
-// nothing for nil.
-func splitJoined(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	if err == nil {
-		return nil
-	}
-	return []error{err}
 }

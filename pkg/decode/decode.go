@@ -276,3 +276,17 @@ func collectNames(t reflect.Type, names *[]string) {
 		*names = append(*names, tag[0])
 	}
 }
+
+// Split returns the problems in err one by one: the errors joined in it
+// (errors.Join, or any error with Unwrap() []error, such as a config's
+// Errors), err alone, or nothing for nil. It is the one place where a list
+// of problems becomes one line each.
+func Split(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

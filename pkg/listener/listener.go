@@ -22,6 +22,11 @@ type Spec struct {
 	Mode uint32
 }
 
+// MaxUnixPath is the longest Unix socket path the kernel accepts: sun_path
+// is 108 bytes, the terminating NUL included. Listeners, their temporary
+// bind names and Unix upstreams are all held to it.
+const MaxUnixPath = 107
+
 // ErrInUse means another process (or another listener) already serves on
 // the address.
 var ErrInUse = errors.New("address already in use")

@@ -95,7 +95,7 @@ func tempName(path string) (string, error) {
 	}
 	name := fmt.Sprintf(".%s.%s.tmp", filepath.Base(path), hex.EncodeToString(b[:]))
 	tmp := filepath.Join(filepath.Dir(path), name)
-	if len(tmp) > 107 {
+	if len(tmp) > MaxUnixPath {
 		// The temporary name must fit sun_path too; fall back to a short one.
 		tmp = filepath.Join(filepath.Dir(path), "."+hex.EncodeToString(b[:]))
 	}

@@ -66,29 +66,33 @@ func Names() []string {
 }
 
 // New builds the handler registered under name from its options, decoded
-// strictly (unknown options and wrong types are errors) and then checked by
-// its Validate method. It binds and starts nothing: validate calls it too.
-// Each returned error names the option it is about.
-func New(name string, options map[string]any) (any, []error) {
+// strictly (unknown options and wrong types are errors), and checks them:
+// its Validate method, and its ValidateNetwork method against network, the
+// listener's. This is the one place a handler's options are checked, for
+// `sluice validate` and for every chain sluice builds alike; Provision can
+// rely on it. It binds and starts nothing. Every problem is returned, each
+// naming the option it is about, and the handler only when there is none.
+func New(name, network string, options map[string]any) (any, []error) {
 	f, ok := Lookup(name)
 	if !ok {
 		return nil, []error{fmt.Errorf("unknown handler %q", name)}
 	}
 	h := f()
-	if ferrs := decode.Into(options, h); len(ferrs) > 0 {
-		errs := make([]error, len(ferrs))
-		for i, fe := range ferrs {
-			errs[i] = fe
-		}
-		return nil, errs
+	var errs []error
+	for _, fe := range decode.Into(options, h) {
+		errs = append(errs, fe)
 	}
+	// The checks run even when an option did not decode, on what did, so
+	// that one run reports every problem; a field that failed to decode
+	// is at its zero value, which no check refuses on its own account.
 	if v, ok := h.(chain.Validator); ok {
-		if err := v.Validate(); err != nil {
-			if j, ok := err.(interface{ Unwrap() []error }); ok {
-				return nil, j.Unwrap()
-			}
-			return nil, []error{err}
-		}
+		errs = append(errs, decode.Split(v.Validate())...)
+	}
+	if nv, ok := h.(chain.NetworkValidator); ok && network != "" {
+		errs = append(errs, decode.Split(nv.ValidateNetwork(network))...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return h, nil
 }

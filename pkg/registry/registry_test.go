@@ -35,7 +35,7 @@ func init() {
 }
 
 func TestNewDecodesStrictly(t *testing.T) {
-	h, errs := registry.New("reg-test", map[string]any{"rate": 5, "size": "64KiB", "label": "x"})
+	h, errs := registry.New("reg-test", "tcp", map[string]any{"rate": 5, "size": "64KiB", "label": "x"})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -43,7 +43,7 @@ func TestNewDecodesStrictly(t *testing.T) {
 	if o.Rate != 5 || o.Size != 64<<10 || o.Label != "x" {
 		t.Errorf("decoded %+v", o)
 	}
-	h2, _ := registry.New("reg-test", nil)
+	h2, _ := registry.New("reg-test", "tcp", nil)
 	if h2 == h {
 		t.Error("New returned a shared instance")
 	}
@@ -60,7 +60,7 @@ func TestNewErrors(t *testing.T) {
 		{map[string]any{"rate": -1, "label": "bad"}, []string{"rate must be >= 0", "label must not be bad"}},
 	}
 	for _, tt := range tests {
-		_, errs := registry.New("reg-test", tt.opts)
+		_, errs := registry.New("reg-test", "tcp", tt.opts)
 		if len(errs) != len(tt.want) {
 			t.Errorf("%v: got %d errors %v, want %d", tt.opts, len(errs), errs, len(tt.want))
 			continue
@@ -71,7 +71,7 @@ func TestNewErrors(t *testing.T) {
 			}
 		}
 	}
-	if _, errs := registry.New("nope", nil); len(errs) != 1 || !strings.Contains(errs[0].Error(), `unknown handler "nope"`) {
+	if _, errs := registry.New("nope", "tcp", nil); len(errs) != 1 || !strings.Contains(errs[0].Error(), `unknown handler "nope"`) {
 		t.Errorf("unknown handler: %v", errs)
 	}
 }

@@ -155,7 +155,7 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 	}
 	for j, hc := range l.Chain {
 		where := fmt.Sprintf("listeners[%d].chain[%d] (%s)", i, j, hc.Handler)
-		h, errs := registry.New(hc.Handler, hc.Options)
+		h, errs := registry.New(hc.Handler, l.Network, hc.Options)
 		if len(errs) > 0 {
 			return fail(fmt.Errorf("%s: %w", where, errors.Join(errs...)))
 		}

@@ -14,7 +14,7 @@ import (
 )
 
 func TestRejectsOptions(t *testing.T) {
-	if _, errs := registry.New("echo", map[string]any{"loud": true}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "loud: unknown key") {
+	if _, errs := registry.New("echo", "tcp", map[string]any{"loud": true}); len(errs) != 1 || !strings.Contains(errs[0].Error(), "loud: unknown key") {
 		t.Errorf("errs = %v", errs)
 	}
 }

@@ -7,13 +7,13 @@
 package log
 
 import (
-	"errors"
 	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/decode"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
@@ -28,9 +28,6 @@ func init() {
 // DefaultLevel is the level of the per-connection record when the level
 // option is omitted.
 const DefaultLevel = "info"
-
-// levels are the accepted values of the level option, as in log.level.
-var levels = []string{"trace", "debug", "info", "warn", "error"}
 
 // Handler is the log handler. Its exported fields are its options.
 type Handler struct {
@@ -53,8 +50,8 @@ var (
 
 // Validate checks the level.
 func (h *Handler) Validate() error {
-	if h.Level != "" && !slices.Contains(levels, h.Level) {
-		return &decode.FieldError{Key: "level", Msg: "invalid value \"" + h.Level + "\" (allowed: " + strings.Join(levels, ", ") + ")"}
+	if h.Level != "" && !slices.Contains(config.LogLevels, h.Level) {
+		return &decode.FieldError{Key: "level", Msg: "invalid value \"" + h.Level + "\" (allowed: " + strings.Join(config.LogLevels, ", ") + ")"}
 	}
 	return nil
 }
@@ -65,10 +62,7 @@ func (h *Handler) Provision(pc chain.ProvisionContext) error {
 	if h.Level == "" {
 		h.Level = DefaultLevel
 	}
-	h.level = hclog.LevelFromString(h.Level)
-	if h.level == hclog.NoLevel {
-		return errors.New("level: invalid value " + h.Level)
-	}
+	h.level = hclog.LevelFromString(h.Level) // checked by Validate
 	h.log = pc.Logger
 	return nil
 }

@@ -20,7 +20,7 @@ func TestOptions(t *testing.T) {
 		{map[string]any{"format": "json"}, "format: unknown key (known: level, payload)"},
 	}
 	for _, tt := range tests {
-		_, errs := registry.New(logh.Name, tt.options)
+		_, errs := registry.New(logh.Name, "tcp", tt.options)
 		var got []string
 		for _, e := range errs {
 			got = append(got, e.Error())

@@ -44,13 +44,7 @@ func TestCopyPaths(t *testing.T) {
 			if tt.upstream == "unix" {
 				url = "unix://" + upLn.Addr().String()
 			}
-			h := &Handler{Upstreams: []string{url}}
-			err := h.Provision(chain.ProvisionContext{
-				Listener: "t", Network: tt.client, Logger: hclog.NewNullLogger(),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := provisioned(t, tt.client, url)
 			front := listen(t, tt.client)
 			served := make(chan *chain.Conn, 1)
 			errs := make(chan error, 1)

@@ -35,13 +35,7 @@ type loopPair struct {
 func newLoopPair(t *testing.T, ctx context.Context, idle time.Duration) *loopPair {
 	t.Helper()
 	upLn := listen(t, "tcp")
-	h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
-	err := h.Provision(chain.ProvisionContext{
-		Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
 	return startLoopPair(t, ctx, h, upLn, idle)
 }
 
@@ -110,13 +104,7 @@ func TestLoopSlowReader(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = upLn.Close() })
-			h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
-			err = h.Provision(chain.ProvisionContext{
-				Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
 			lp := startLoopPair(t, context.Background(), h, upLn, 0)
 
 			payload := make([]byte, 8<<20)
@@ -252,13 +240,7 @@ func TestLoopIdleTimeout(t *testing.T) {
 // goleak checks at the end).
 func TestLoopFDs(t *testing.T) {
 	upLn := listen(t, "tcp")
-	h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
-	err := h.Provision(chain.ProvisionContext{
-		Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
 	before := countFDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var pairs []*loopPair
@@ -349,10 +331,7 @@ func newFDs(before, after map[string]string) []string {
 // on, and the next connection gets a fresh loop.
 func TestLoopPanicEndsItsRelaysOnly(t *testing.T) {
 	upLn := listen(t, "tcp")
-	h := &Handler{Upstreams: []string{"tcp://" + upLn.Addr().String()}}
-	if err := h.Provision(chain.ProvisionContext{Listener: "t", Network: "tcp", Logger: hclog.NewNullLogger()}); err != nil {
-		t.Fatal(err)
-	}
+	h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
 	var once atomic.Bool
 	hook := func(of *Handler) {
 		// Only this test's loop: other tests' loops may still run.

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/decode"
+	"github.com/sluice-dev/sluice/pkg/listener"
 )
 
 // Balance values.
@@ -34,7 +36,7 @@ func (t target) datagram() bool { return t.network == "udp" }
 func (h *Handler) Validate() error {
 	var errs []error
 	add := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+		errs = append(errs, &decode.FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	if len(h.Upstreams) == 0 {
 		add("upstreams", "required: a list of tcp://host:port, unix:///path or udp://host:port")
@@ -72,22 +74,17 @@ func (h *Handler) ValidateNetwork(network string) error {
 		}
 		switch {
 		case datagram && !t.datagram():
-			errs = append(errs, fmt.Errorf("upstreams[%d]: %q is a stream upstream; a %s listener forwards datagrams to udp://host:port upstreams", i, raw, network))
+			errs = append(errs, &decode.FieldError{Key: fmt.Sprintf("upstreams[%d]", i), Msg: fmt.Sprintf("%q is a stream upstream; a %s listener forwards datagrams to udp://host:port upstreams", raw, network)})
 		case !datagram && t.datagram():
-			errs = append(errs, fmt.Errorf("upstreams[%d]: %q is a datagram upstream; a %s listener forwards to tcp://host:port or unix:///path upstreams", i, raw, network))
+			errs = append(errs, &decode.FieldError{Key: fmt.Sprintf("upstreams[%d]", i), Msg: fmt.Sprintf("%q is a datagram upstream; a %s listener forwards to tcp://host:port or unix:///path upstreams", raw, network)})
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Provision fills in the defaults and sets up the upstream pool.
+// Provision fills in the defaults and sets up the upstream pool from the
+// targets Validate parsed (registry.New runs it first).
 func (h *Handler) Provision(ctx chain.ProvisionContext) error {
-	if err := h.Validate(); err != nil {
-		return err
-	}
-	if err := h.ValidateNetwork(ctx.Network); err != nil {
-		return err
-	}
 	if h.Balance == "" {
 		h.Balance = DefaultBalance
 	}
@@ -140,8 +137,8 @@ func parseUpstream(raw string) (target, error) {
 		if u.Host != "" || path == "" || u.RawQuery != "" || u.Fragment != "" {
 			return target{}, fmt.Errorf("invalid upstream %q: want unix:///absolute/path or unix:relative/path", raw)
 		}
-		if len(path) > 107 {
-			return target{}, fmt.Errorf("invalid upstream %q: socket path is %d bytes long; the kernel accepts at most 107", raw, len(path))
+		if len(path) > listener.MaxUnixPath {
+			return target{}, fmt.Errorf("invalid upstream %q: socket path is %d bytes long; the kernel accepts at most %d", raw, len(path), listener.MaxUnixPath)
 		}
 		return target{url: raw, network: "unix", address: path}, nil
 	}

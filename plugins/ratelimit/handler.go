@@ -8,13 +8,10 @@ import (
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
-// Provision checks the options against the listener's network, resolves
-// the rejection counters, and takes the listener's limiter state: the one
-// an identical ratelimit of the running chain uses, or a new one.
+// Provision resolves the rejection counters and takes the listener's
+// limiter state: the one an identical ratelimit of the running chain uses,
+// or a new one. The options were checked by registry.New.
 func (h *Handler) Provision(pc chain.ProvisionContext) error {
-	if err := h.ValidateNetwork(pc.Network); err != nil {
-		return err
-	}
 	h.limits = h.resolve()
 	h.log = pc.Logger
 	rejected, err := chain.Register(pc.Metrics, newRejected())

@@ -42,7 +42,7 @@ func TestOptionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, errs := registry.New(ratelimit.Name, tt.options)
+			_, errs := registry.New(ratelimit.Name, "tcp", tt.options)
 			if len(tt.want) == 0 {
 				if len(errs) > 0 {
 					t.Fatalf("want valid, got %v", errs)
@@ -64,7 +64,7 @@ func TestOptionErrors(t *testing.T) {
 }
 
 func TestByteSizesParse(t *testing.T) {
-	h, errs := registry.New(ratelimit.Name, map[string]any{"bytes_per_second": "1MB", "burst_bytes": "64KiB"})
+	h, errs := registry.New(ratelimit.Name, "tcp", map[string]any{"bytes_per_second": "1MB", "burst_bytes": "64KiB"})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -101,6 +101,31 @@ listeners:
 				t.Fatalf("got %v\nwant a line with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestOptionAndNetworkErrorsTogether: an option error does not hide a
+// network mismatch of another option; one `sluice validate` run reports
+// both.
+func TestOptionAndNetworkErrorsTogether(t *testing.T) {
+	_, err := config.Parse("test.yaml", []byte(`
+listeners:
+  - name: u
+    network: udp
+    address: 127.0.0.1:0
+    chain:
+      - handler: ratelimit
+        packets_per_second: -1
+        max_connections: 5
+      - handler: echo
+`))
+	for _, want := range []string{
+		"listeners[0].chain[0] (ratelimit): packets_per_second: must not be negative",
+		"listeners[0].chain[0] (ratelimit): max_connections: only applies to stream listeners",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v\nwant a line with %q", err, want)
+		}
 	}
 }
 
