@@ -64,6 +64,11 @@ func (r *runner) handle(nc net.Conn) {
 	for {
 		g := r.gen.Load()
 		t.conn.Init(nc, r.s.connID.Add(1), g.cfg.Name, g.cfg.IdleTimeout, g.log)
+		if _, ok := nc.(*net.UnixConn); ok {
+			// The listener's Addr is the configured path; the
+			// socket's own name is the one it was bound under.
+			t.conn.SetLocalAddr(r.ln.Addr())
+		}
 		t.g = g
 		t.bytes.c, t.bytes.m = &t.conn, g.metrics
 		if !g.add(t) {

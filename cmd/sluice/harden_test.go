@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A start that fails after part of the config was bound shuts down with
+// the configured shutdown.drain_timeout, and its log line says so, not
+// the 30s default.
+func TestCannotStartShutdownUsesConfiguredDrain(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := fmt.Sprintf("shutdown: {drain_timeout: 7s}\nlisteners:\n  - {name: ok, network: tcp, address: 127.0.0.1:0, chain: [{handler: echo}]}\n  - {name: taken, network: tcp, address: %q, chain: [{handler: echo}]}\n", busy.Addr())
+	p := launch(t, writeConfig(t, t.TempDir(), cfg))
+	if code := p.wait(20 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if p.find("cannot start") == nil {
+		t.Fatalf("no 'cannot start' line:\n%s", p.output())
+	}
+	r := p.find("shutdown started")
+	// JSON logs carry a duration as nanoseconds.
+	if r == nil || r["drain_timeout"] != float64(7*time.Second) {
+		t.Errorf("shutdown line %v, want drain_timeout=7s:\n%s", r, p.output())
+	}
+}
+
+// The per-connection "local" field of a Unix listener is the configured
+// socket path, not the temporary name the socket was bound under.
+func TestUnixConnLogsConfiguredPath(t *testing.T) {
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "")))
+	c := dialT(t, "unix", sock)
+	echoOnce(t, c, "where am i\n")
+	_ = c.Close()
+	if !p.waitLog("connection closed", 10*time.Second, "listener", "echo-unix") {
+		t.Fatalf("no 'connection closed' for echo-unix:\n%s", p.output())
+	}
+	if r := p.find("connection closed", "listener", "echo-unix"); r["local"] != sock {
+		t.Errorf("local = %v, want %s", r["local"], sock)
+	}
+}
+
+// A reload that changes socket.mode changes the socket sluice bound, and
+// nothing else: with the socket swapped for a symlink to another file,
+// the file's mode stays as it was, the error is logged, and on shutdown
+// the symlink is left alone too (it is not sluice's socket).
+func TestReloadModeNeverFollowsSymlink(t *testing.T) {
+	dir := sockDir(t)
+	sock := filepath.Join(dir, "echo.sock")
+	cfgPath := writeConfig(t, t.TempDir(), echoConfig(sock, ""))
+	p := startSluice(t, cfgPath)
+	echoOnce(t, dialT(t, "unix", sock), "bound\n")
+
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("not sluice's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// What another user with write access to the directory can do.
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, sock); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, filepath.Dir(cfgPath), strings.Replace(echoConfig(sock, ""), `mode: "0600"`, `mode: "0666"`, 1))
+	p.signal(syscall.SIGHUP)
+	if !p.waitLog("config reloaded", 10*time.Second) {
+		t.Fatalf("no reload:\n%s", p.output())
+	}
+	if !p.waitLog("changing the socket file's mode", 10*time.Second, "listener", "echo-unix") {
+		t.Errorf("refused chmod not logged:\n%s", p.output())
+	}
+	if fi, err := os.Stat(victim); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("symlink target: %v, %v; want mode 0600 untouched", fi.Mode(), err)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symlink at the socket path was removed or changed on shutdown: %v, %v", fi, err)
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("symlink target: %v", err)
+	}
+}
+
+// A mode change on reload applies to the kept socket in place; a later
+// shutdown removes it, since it still is sluice's socket.
+func TestReloadModeChangesKeptSocket(t *testing.T) {
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	cfgPath := writeConfig(t, t.TempDir(), echoConfig(sock, ""))
+	p := startSluice(t, cfgPath)
+	writeConfig(t, filepath.Dir(cfgPath), strings.Replace(echoConfig(sock, ""), `mode: "0600"`, `mode: "0660"`, 1))
+	p.signal(syscall.SIGHUP)
+	if !p.waitLog("config reloaded", 10*time.Second) {
+		t.Fatalf("no reload:\n%s", p.output())
+	}
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("socket after reload: %v, %v; want a socket with mode 0660", fi.Mode(), err)
+	}
+	echoOnce(t, dialT(t, "unix", sock), "still served\n")
+	if p.find("changing the socket file's mode") != nil {
+		t.Errorf("chmod of our own socket failed:\n%s", p.output())
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(20 * time.Second)
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket left after shutdown: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(sock)); len(ents) != 0 {
+		t.Errorf("files left in the socket directory: %v", ents)
+	}
+}
