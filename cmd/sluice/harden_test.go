@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -121,5 +124,94 @@ func TestReloadModeChangesKeptSocket(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Dir(sock)); len(ents) != 0 {
 		t.Errorf("files left in the socket directory: %v", ents)
+	}
+}
+
+// launchLimited runs `sluice run -c cfgPath` with RLIMIT_NOFILE lowered to
+// nofile (soft and hard, so that Go's start-up raise cannot undo it) and
+// waits until it has started.
+func launchLimited(t *testing.T, cfgPath string, nofile int) *proc {
+	t.Helper()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) is not installed")
+	}
+	cmd := exec.Command(prlimit, fmt.Sprintf("--nofile=%d:%d", nofile, nofile), binary, "run", "-c", cfgPath, "--watch=false")
+	cmd.Env = append(os.Environ(), "SLUICE_LOG_FORMAT=json", "SLUICE_LOG_LEVEL=info")
+	p := launchCmd(t, cmd)
+	if !p.waitLog("sluice started", 20*time.Second) {
+		p.stop()
+		t.Fatalf("sluice did not start; output:\n%s", p.output())
+	}
+	return p
+}
+
+// adminAddr is the address the admin endpoint logged when it came up.
+func (p *proc) adminAddr() string {
+	p.t.Helper()
+	r := p.find("admin endpoint up")
+	if r == nil {
+		p.t.Fatalf("no 'admin endpoint up'; output:\n%s", p.output())
+	}
+	return r["address"].(string)
+}
+
+// healthz GETs /healthz on a fresh connection within timeout.
+func healthz(addr string, timeout time.Duration) (int, error) {
+	cl := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := cl.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// A flood of a data listener up to the descriptor limit leaves the admin
+// endpoint its reserve: /healthz answers throughout, the listener pauses
+// its accepts (and says so), and serves again once the flood is gone.
+func TestHealthzWhileDataListenerFlooded(t *testing.T) {
+	const nofile = 256
+	cfg := "admin: {address: 127.0.0.1:0}\nshutdown: {drain_timeout: 2s}\nlisteners:\n  - {name: echo-tcp, network: tcp, address: 127.0.0.1:0, chain: [{handler: echo}]}\n"
+	p := launchLimited(t, writeConfig(t, t.TempDir(), cfg), nofile)
+	admin, data := p.adminAddr(), p.addr("echo-tcp")
+
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			_ = c.Close()
+		}
+	}()
+	for range nofile + 100 {
+		c, err := net.DialTimeout("tcp", data, 5*time.Second)
+		if err != nil {
+			t.Fatalf("flood dial %d: %v", len(flood), err)
+		}
+		flood = append(flood, c)
+	}
+	if !p.waitLog("file descriptors low; accepts paused", 20*time.Second, "listener", "echo-tcp") {
+		t.Errorf("no pause logged:\n%s", p.output())
+	}
+	for i := range 5 {
+		if code, err := healthz(admin, 5*time.Second); err != nil || code != http.StatusOK {
+			t.Fatalf("/healthz %d under the flood: %d, %v", i, code, err)
+		}
+	}
+	for _, c := range flood {
+		_ = c.Close()
+	}
+	flood = nil
+	c, err := net.DialTimeout("tcp", data, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	echoOnce(t, c, "after the flood\n")
+	_ = c.Close()
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
