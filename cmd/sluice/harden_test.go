@@ -215,3 +215,120 @@ func TestHealthzWhileDataListenerFlooded(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// metricValue returns the value of one series (name and labels exactly as
+// /metrics prints them) from a Prometheus text body.
+func metricValue(body, series string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			var v float64
+			if _, err := fmt.Sscan(rest, &v); err == nil {
+				return v, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func getMetrics(t *testing.T, addr string) string {
+	t.Helper()
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := cl.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d, %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// A flood of new source ports against a UDP proxy takes at most the UDP
+// descriptor budget (a quarter of RLIMIT_NOFILE): flows over it are
+// refused and counted as sluice's own shortage, never as upstream errors;
+// the upstream is not marked failed; TCP echo and /metrics keep
+// answering; the flow warnings are rate-limited.
+func TestUDPProxyFloodStaysInBudget(t *testing.T) {
+	const nofile = 512 // UDP budget 128, reserve 64
+	up, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close() // a live upstream that never answers: no ICMP errors
+	cfg := fmt.Sprintf(`admin: {address: 127.0.0.1:0}
+shutdown: {drain_timeout: 2s}
+listeners:
+  - {name: echo-tcp, network: tcp, address: 127.0.0.1:0, chain: [{handler: echo}]}
+  - {name: udp-proxy, network: udp, address: 127.0.0.1:0, chain: [{handler: proxy, upstreams: ["udp://%s"]}]}
+`, up.LocalAddr())
+	p := launchLimited(t, writeConfig(t, t.TempDir(), cfg), nofile)
+	admin, tcpAddr := p.adminAddr(), p.addr("echo-tcp")
+	target, err := net.ResolveUDPAddr("udp", p.addr("udp-proxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const sources = nofile + 100 // more than the process could hold
+	begin := time.Now()
+	var clients []*net.UDPConn
+	defer func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}()
+	for range sources {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		if _, err := c.WriteToUDP([]byte("x"), target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	series := `sluice_descriptor_shortage_total{listener="udp-proxy"}`
+	var body string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body = getMetrics(t, admin)
+		if v, _ := metricValue(body, series); v >= sources-nofile/4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	elapsed := time.Since(begin)
+	if v, _ := metricValue(body, series); v < sources-nofile/4 {
+		t.Errorf("%s = %v, want at least %d refused flows", series, v, sources-nofile/4)
+	}
+	if v, ok := metricValue(body, `sluice_connections_active{listener="udp-proxy"}`); !ok || v > nofile/4 {
+		t.Errorf("udp-proxy flows active %v, want at most the budget %d", v, nofile/4)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "sluice_upstream_errors_total{") && !strings.HasSuffix(line, " 0") {
+			t.Errorf("a shortage counted against the upstream: %s", line)
+		}
+	}
+	echoOnce(t, dialT(t, "tcp", tcpAddr), "tcp still served\n")
+
+	if p.find("upstream failed; skipping it") != nil {
+		t.Errorf("upstream marked failed by a descriptor shortage:\n%s", p.output())
+	}
+	// One warning per second at most, with the rest counted.
+	warns := 0
+	p.mu.Lock()
+	for _, r := range p.logs {
+		if r["@message"] == "flow failed" {
+			warns++
+		}
+	}
+	p.mu.Unlock()
+	if limit := int(elapsed/time.Second) + 2; warns == 0 || warns > limit {
+		t.Errorf("%d 'flow failed' lines in %v, want between 1 and %d", warns, elapsed, limit)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

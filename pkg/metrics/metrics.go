@@ -18,6 +18,7 @@ type Metrics struct {
 	BytesTotal            *prometheus.CounterVec // listener, direction
 	RatelimitRejected     *prometheus.CounterVec // listener, reason
 	UpstreamErrors        *prometheus.CounterVec // listener, upstream
+	DescriptorShortage    *prometheus.CounterVec // listener
 	ConfigReloads         *prometheus.CounterVec // result
 	LastReloadSuccessTime prometheus.Gauge
 }
@@ -47,6 +48,10 @@ func New() *Metrics {
 			Name: "sluice_upstream_errors_total",
 			Help: "Failed upstream connects or writes of the proxy handler, by listener and upstream.",
 		}, []string{"listener", "upstream"}),
+		DescriptorShortage: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_descriptor_shortage_total",
+			Help: "Connections or UDP flows that failed because sluice was short of file descriptors (its UDP budget spent, or the process limit near), by listener.",
+		}, []string{"listener"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_config_reloads_total",
 			Help: "Config reloads, by result (success, failure).",
@@ -58,7 +63,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(
 		m.ConnectionsTotal, m.ConnectionsActive, m.BytesTotal,
-		m.RatelimitRejected, m.UpstreamErrors, m.ConfigReloads, m.LastReloadSuccessTime,
+		m.RatelimitRejected, m.UpstreamErrors, m.DescriptorShortage, m.ConfigReloads, m.LastReloadSuccessTime,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -76,6 +81,9 @@ type Listener struct {
 	Active   prometheus.Gauge
 	BytesIn  prometheus.Counter
 	BytesOut prometheus.Counter
+	// Shortage counts connections and flows failed for want of
+	// descriptors.
+	Shortage prometheus.Counter
 }
 
 // ForListener resolves the per-listener collectors for name.
@@ -85,5 +93,6 @@ func (m *Metrics) ForListener(name string) *Listener {
 		Active:   m.ConnectionsActive.WithLabelValues(name),
 		BytesIn:  m.BytesTotal.WithLabelValues(name, "in"),
 		BytesOut: m.BytesTotal.WithLabelValues(name, "out"),
+		Shortage: m.DescriptorShortage.WithLabelValues(name),
 	}
 }

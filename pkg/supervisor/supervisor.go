@@ -37,6 +37,8 @@ type Supervisor struct {
 	// open counts open connections per listener name, across the
 	// generations and sockets a name has had.
 	open map[string]*atomic.Int64
+	// warns holds each listener name's warning limiter (warnlimit.go).
+	warns map[string]*warnLimiter
 
 	// gens holds the generations that may have open connections (see
 	// FlushBytes).
