@@ -21,6 +21,7 @@ import (
 // dirRef is a socket's directory, held open, and the socket's name in it.
 type dirRef struct {
 	fd   int
+	dir  string
 	base string
 }
 
@@ -36,7 +37,7 @@ func openDir(path string) (*dirRef, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &dirRef{fd: fd, base: base}, nil
+	return &dirRef{fd: fd, dir: dir, base: base}, nil
 }
 
 func (d *dirRef) close() { _ = unix.Close(d.fd) }
@@ -127,9 +128,15 @@ func (d *dirRef) mkPrivate() (*privateDir, error) {
 // bindPath names the socket inside the private directory through the
 // directory's descriptor, so that bind cannot be redirected elsewhere
 // by a swap of the directory's name. It is short, whatever the socket's
-// own path, so it always fits sun_path.
+// own path, so it always fits sun_path. Without /proc it is the
+// directory's path: a swap of its name then makes the bind land
+// elsewhere, and the chmod and rename, which go through the descriptor,
+// fail instead of touching what the swap pointed to.
 func (p *privateDir) bindPath() string {
-	return fmt.Sprintf("/proc/self/fd/%d/%s", p.fd, privSock)
+	if _, err := os.Stat("/proc/self/fd"); err == nil {
+		return fmt.Sprintf("/proc/self/fd/%d/%s", p.fd, privSock)
+	}
+	return filepath.Join(p.parent.dir, p.name, privSock)
 }
 
 // remove empties and removes the private directory: what is left in it
