@@ -275,14 +275,16 @@ func (e *udpFlow) release(f *chain.Flow) {
 	}
 	u.mu.Unlock()
 	g := e.gen
-	// Bytes first: once the gauge reads 0, the byte counters are final.
+	// Bytes, the shortage count and the log line first: once the gauge
+	// reads 0, the counters are final and the flow's end is logged, as a
+	// connection's is (serve logs before its deferred decrement).
 	e.live.flush()
-	g.metrics.Active.Dec()
-	g.open.Add(-1)
 	if err := f.Err(); err != nil && fdbudget.IsShortage(err) {
 		g.metrics.Shortage.Inc()
 	}
 	logFlowEnd(g.log, g.warns, f)
+	g.metrics.Active.Dec()
+	g.open.Add(-1)
 	g.removeFlow(f)
 }
 
