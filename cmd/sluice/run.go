@@ -53,6 +53,9 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 	}
 	m := metrics.New()
 	sup := supervisor.New(log.Named("supervisor"), m)
+	// Until the first config is applied, Shutdown must still drain (and
+	// say it drains) for the configured time: see the "cannot start" path.
+	sup.SetDrainTimeout(cfg.Shutdown.DrainTimeout)
 
 	// Signals are caught before anything binds, so that a SIGTERM during
 	// startup still drains instead of killing the process.

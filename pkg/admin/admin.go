@@ -31,9 +31,21 @@ const (
 	readTimeout       = 10 * time.Second
 	// writeTimeout covers a POST /reload, which binds sockets but never
 	// waits for a drain.
-	writeTimeout   = 30 * time.Second
-	idleTimeout    = 60 * time.Second
-	maxHeaderBytes = 16 << 10
+	writeTimeout = 30 * time.Second
+	// idleTimeout is short: a kept-alive connection holds one of the
+	// maxConns slots (and a descriptor) while it idles.
+	idleTimeout = 15 * time.Second
+	// HeaderLimit is the most a request line and its headers may take;
+	// past it the endpoint answers 431. net/http reads up to 4096 bytes
+	// beyond MaxHeaderBytes before refusing, so MaxHeaderBytes is set that
+	// much lower.
+	HeaderLimit    = 16 << 10
+	maxHeaderBytes = HeaderLimit - 4096
+	// MaxConns caps the endpoint's open connections. Past it, new ones
+	// wait in the kernel's accept queue, costing sluice no descriptor, so
+	// that a flood of the admin port cannot take the descriptors the
+	// data listeners need (see pkg/fdbudget for the other direction).
+	MaxConns = 64
 	// shutdownTimeout bounds a graceful stop of a moved or closed
 	// endpoint; requests still running after it are cut.
 	shutdownTimeout = 5 * time.Second
@@ -147,7 +159,7 @@ type server struct {
 func (a *Admin) newServer(addr string, ln net.Listener) *server {
 	return &server{
 		addr: addr,
-		ln:   &onceCloseListener{Listener: ln},
+		ln:   &onceCloseListener{Listener: newLimitListener(ln, MaxConns)},
 		http: &http.Server{
 			Handler:           a.handler,
 			ReadHeaderTimeout: readHeaderTimeout,

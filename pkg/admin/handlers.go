@@ -135,7 +135,17 @@ type ReloadResponse struct {
 // reload short halfway. The reload may move or stop this very endpoint;
 // that is safe because retiring a server never waits for its requests.
 func (a *Admin) reload(w http.ResponseWriter, r *http.Request) {
-	sum, err := a.reloader.Reload(context.WithoutCancel(r.Context()), "admin")
+	var (
+		sum supervisor.Summary
+		err error
+	)
+	if a.draining.Load() {
+		// Shutdown has begun, or is about to (the supervisor may not
+		// know yet): nothing is applied, and it is no failed reload.
+		err = supervisor.ErrClosed
+	} else {
+		sum, err = a.reloader.Reload(context.WithoutCancel(r.Context()), "admin")
+	}
 	if err != nil {
 		writeJSON(w, reloadStatus(err), ReloadResponse{
 			Result: "failure", Added: []string{}, Removed: []string{}, Changed: []string{},

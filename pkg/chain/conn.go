@@ -28,6 +28,7 @@ type Conn struct {
 	net.Conn
 
 	raw         net.Conn
+	local       net.Addr // see SetLocalAddr; nil: raw's own
 	id          uint64
 	listener    string
 	start       time.Time
@@ -57,11 +58,27 @@ func NewConn(raw net.Conn, id uint64, listener string, idle time.Duration, base 
 func (c *Conn) Init(raw net.Conn, id uint64, listener string, idle time.Duration, base hclog.Logger) {
 	c.Conn = raw
 	c.raw = raw
+	c.local = nil
 	c.id = id
 	c.listener = listener
 	c.start = time.Now()
 	c.idleTimeout = idle
 	c.baseLog = base
+}
+
+// SetLocalAddr names the address the connection was accepted on when the
+// socket's own name is not the configured one: a Unix socket is bound
+// under a temporary name and renamed onto its path, and the kernel keeps
+// reporting the name it was bound under. Call it right after Init.
+func (c *Conn) SetLocalAddr(a net.Addr) { c.local = a }
+
+// LocalAddr is the address the connection was accepted on (see
+// SetLocalAddr).
+func (c *Conn) LocalAddr() net.Addr {
+	if c.local != nil {
+		return c.local
+	}
+	return c.Conn.LocalAddr()
 }
 
 // Raw returns the accepted socket, bypassing any middleware wrapper. Only
@@ -98,9 +115,16 @@ func (c *Conn) BytesOut() int64 { return c.bytesOut.Load() }
 // Logger returns the connection's logger, with conn_id, remote and local set.
 func (c *Conn) Logger() hclog.Logger {
 	c.logOnce.Do(func() {
-		c.log = c.baseLog.With("conn_id", c.id, "remote", addrString(c.raw.RemoteAddr()), "local", addrString(c.raw.LocalAddr()))
+		c.log = c.baseLog.With("conn_id", c.id, "remote", addrString(c.raw.RemoteAddr()), "local", addrString(c.rawLocal()))
 	})
 	return c.log
+}
+
+func (c *Conn) rawLocal() net.Addr {
+	if c.local != nil {
+		return c.local
+	}
+	return c.raw.LocalAddr()
 }
 
 func addrString(a net.Addr) string {

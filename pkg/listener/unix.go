@@ -2,129 +2,166 @@ package listener
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // listenUnix binds a Unix stream socket at s.Address so that the file never
-// exists with the wrong permissions and a live socket is never stolen:
+// exists with the wrong permissions, a live socket is never stolen, and
+// sluice never changes or removes a file it did not bind itself, whatever
+// another user with write access to the socket's directory does meanwhile:
 //
-//  1. a socket file already at the path is probed; if something accepts on
-//     it, fail with ErrInUse; if nothing does, it is stale and may go;
-//  2. bind under a temporary name in the same directory, chmod it, then
-//     rename it over the path, so the path appears atomically with its
-//     final mode (a chmod after bind would leave a window).
+//  1. the directory is opened once, and every later operation on the
+//     socket's name is relative to that descriptor and never follows a
+//     symlink (see dirRef);
+//  2. a socket file already at the path is probed; if something accepts on
+//     it, fail with ErrInUse; if nothing does, it is stale and is removed,
+//     if it is still the file probed;
+//  3. the socket is bound inside a private directory (mode 0700, ours,
+//     held by descriptor), chmodded there, where nobody else can swap
+//     the file, then renamed onto the path without replacing anything
+//     that appeared there meanwhile; so the path appears atomically with
+//     its final mode.
 func listenUnix(ctx context.Context, s Spec) (net.Listener, error) {
 	path := s.Address
-	if err := checkExisting(path); err != nil {
-		return nil, err
-	}
-	tmp, err := tempName(path)
-	if err != nil {
-		return nil, err
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "unix", tmp)
+	d, err := openDir(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+	}
+	ln, id, err := bindUnix(ctx, d, s)
+	if err != nil {
+		d.close()
+		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+	}
+	return &unixListener{UnixListener: ln, path: path, dir: d, id: id, addr: &net.UnixAddr{Name: path, Net: "unix"}}, nil
+}
+
+func bindUnix(ctx context.Context, d *dirRef, s Spec) (*net.UnixListener, fileID, error) {
+	if err := checkExisting(d, s.Address); err != nil {
+		return nil, fileID{}, err
+	}
+	priv, err := d.mkPrivate()
+	if err != nil {
+		return nil, fileID{}, err
+	}
+	defer priv.remove()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "unix", priv.bindPath())
+	if err != nil {
+		return nil, fileID{}, err
 	}
 	ul := ln.(*net.UnixListener)
 	// The file will live under its final name; removal is ours (see Close).
 	ul.SetUnlinkOnClose(false)
-	fail := func(err error) (net.Listener, error) {
+	fail := func(err error) (*net.UnixListener, fileID, error) {
 		_ = ul.Close()
-		_ = os.Remove(tmp)
-		return nil, err
+		return nil, fileID{}, err
 	}
 	if s.Mode != 0 {
-		if err := os.Chmod(tmp, fs.FileMode(s.Mode)); err != nil {
-			return fail(fmt.Errorf("listen unix %s: chmod: %w", path, err))
+		// In the private directory the name can only be our socket.
+		if err := unix.Fchmodat(priv.fd, privSock, s.Mode&0o7777, 0); err != nil {
+			return fail(fmt.Errorf("chmod: %w", err))
 		}
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(fmt.Errorf("listen unix %s: %w", path, err))
-	}
-	fi, err := os.Stat(path)
+	id, err := statAt(priv.fd, privSock)
 	if err != nil {
-		return fail(fmt.Errorf("listen unix %s: %w", path, err))
+		return fail(err)
 	}
-	return &unixListener{UnixListener: ul, path: path, file: fi}, nil
+	if err := renameNoReplace(priv.fd, privSock, d.fd, d.base); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			err = fmt.Errorf("%w: a file appeared at the path while binding", ErrInUse)
+		}
+		return fail(err)
+	}
+	return ul, id, nil
 }
 
 // checkExisting refuses a path that holds a live socket or a non-socket
-// file, and removes a stale socket file.
-func checkExisting(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// file (a symlink included), and removes a stale socket file.
+func checkExisting(d *dirRef, path string) error {
+	id, err := statAt(d.fd, d.base)
+	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("listen unix %s: %w", path, err)
+		return err
 	}
-	if fi.Mode()&fs.ModeSocket == 0 {
-		return fmt.Errorf("listen unix %s: the path exists and is not a socket", path)
+	if id.mode&unix.S_IFMT != unix.S_IFSOCK {
+		return errors.New("the path exists and is not a socket")
 	}
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
 		_ = c.Close()
-		return fmt.Errorf("listen unix %s: %w: another process accepts on this socket", path, ErrInUse)
+		return fmt.Errorf("%w: another process accepts on this socket", ErrInUse)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ENOENT) {
 		// EAGAIN (a full backlog) or a timeout mean someone is there.
-		return fmt.Errorf("listen unix %s: %w: probing the existing socket: %v", path, ErrInUse, err)
+		return fmt.Errorf("%w: probing the existing socket: %v", ErrInUse, err)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("listen unix %s: removing stale socket: %w", path, err)
+	if err := d.unlinkIf(id); err != nil {
+		return fmt.Errorf("removing stale socket: %w", err)
 	}
 	return nil
 }
 
-func tempName(path string) (string, error) {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("listen unix %s: %w", path, err)
-	}
-	name := fmt.Sprintf(".%s.%s.tmp", filepath.Base(path), hex.EncodeToString(b[:]))
-	tmp := filepath.Join(filepath.Dir(path), name)
-	if len(tmp) > MaxUnixPath {
-		// The temporary name must fit sun_path too; fall back to a short one.
-		tmp = filepath.Join(filepath.Dir(path), "."+hex.EncodeToString(b[:]))
-	}
-	return tmp, nil
-}
-
 // unixListener removes its socket file on Close, but only while the file
-// is still the one it created: after a reload moved the path to a new
-// socket, or another instance replaced it, the file is not ours to remove.
+// is still the one it bound: after a reload moved the path to a new
+// socket, or another instance or user replaced it, the file is not ours
+// to remove.
 type unixListener struct {
 	*net.UnixListener
 	path string
-	file fs.FileInfo
+	addr *net.UnixAddr
+	dir  *dirRef
+	id   fileID // the socket file as bound
 	once sync.Once
 }
 
-// Addr is the socket's path, not the temporary name it was bound under.
-func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+// Addr is the socket's path, not the name it was bound under.
+func (l *unixListener) Addr() net.Addr { return l.addr }
 
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
 	l.once.Do(func() {
-		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.file) {
-			_ = os.Remove(l.path)
-		}
+		_ = l.dir.unlinkIf(l.id)
+		l.dir.close()
 	})
 	return err
 }
 
 // Chmod changes the socket file's permission bits in place, so that a
-// reload that only changes socket.mode keeps the socket.
-func (l *unixListener) Chmod(mode fs.FileMode) error { return os.Chmod(l.path, mode) }
+// reload that only changes socket.mode keeps the socket. Only the file
+// this listener bound is changed: a symlink or any other file swapped in
+// at the path is refused, never followed.
+func (l *unixListener) Chmod(mode fs.FileMode) error {
+	fd, err := unix.Openat(l.dir.fd, l.dir.base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("chmod %s: %w", l.path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("chmod %s: %w", l.path, err)
+	}
+	if !l.id.same(&st) {
+		return fmt.Errorf("chmod %s: %w", l.path, ErrReplaced)
+	}
+	// An O_PATH descriptor cannot be fchmodded; its /proc link names the
+	// very inode it holds, so this chmod cannot be redirected.
+	if err := unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), uint32(mode.Perm())); err != nil {
+		return fmt.Errorf("chmod %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// ErrReplaced means the socket file at a listener's path is no longer the
+// one sluice bound (a symlink or another file was put in its place), so
+// sluice leaves it alone.
+var ErrReplaced = errors.New("the path no longer holds the socket sluice bound; leaving it alone")

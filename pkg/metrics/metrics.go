@@ -19,6 +19,7 @@ type Metrics struct {
 	ConnectionsActive     *prometheus.GaugeVec   // listener
 	RetiredConnections    *prometheus.GaugeVec   // listener
 	BytesTotal            *prometheus.CounterVec // listener, direction
+	DescriptorShortage    *prometheus.CounterVec // listener
 	ConfigReloads         *prometheus.CounterVec // result
 	LastReloadSuccessTime prometheus.Gauge
 }
@@ -44,6 +45,10 @@ func New() *Metrics {
 			Name: "sluice_bytes_total",
 			Help: "Bytes moved, by listener and direction: in is client to sluice, out is sluice to client.",
 		}, []string{"listener", "direction"}),
+		DescriptorShortage: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_descriptor_shortage_total",
+			Help: "Connections or UDP flows that failed because sluice was short of file descriptors (its UDP budget spent, or the process limit near), by listener.",
+		}, []string{"listener"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_config_reloads_total",
 			Help: "Config reloads, by result (success, failure).",
@@ -55,7 +60,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(
 		m.ConnectionsTotal, m.ConnectionsActive, m.RetiredConnections, m.BytesTotal,
-		m.ConfigReloads, m.LastReloadSuccessTime,
+		m.DescriptorShortage, m.ConfigReloads, m.LastReloadSuccessTime,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -74,6 +79,9 @@ type Listener struct {
 	Retired  prometheus.Gauge
 	BytesIn  prometheus.Counter
 	BytesOut prometheus.Counter
+	// Shortage counts connections and flows failed for want of
+	// descriptors.
+	Shortage prometheus.Counter
 }
 
 // ForListener resolves the per-listener collectors for name.
@@ -84,5 +92,6 @@ func (m *Metrics) ForListener(name string) *Listener {
 		Retired:  m.RetiredConnections.WithLabelValues(name),
 		BytesIn:  m.BytesTotal.WithLabelValues(name, "in"),
 		BytesOut: m.BytesTotal.WithLabelValues(name, "out"),
+		Shortage: m.DescriptorShortage.WithLabelValues(name),
 	}
 }

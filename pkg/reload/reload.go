@@ -72,6 +72,9 @@ func New(path string, sup *supervisor.Supervisor, root hclog.Logger, m *metrics.
 func (r *Reloader) Reload(ctx context.Context, trigger string) (sum supervisor.Summary, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.sup.Closing() {
+		return r.refused(trigger)
+	}
 	end := r.begin(trigger)
 	defer func() { end(err) }()
 	cfg, err := config.Load(r.path)
@@ -124,6 +127,9 @@ func (r *Reloader) apply(ctx context.Context, cfg *config.Config, trigger string
 }
 
 func (r *Reloader) failed(trigger string, err error) (supervisor.Summary, error) {
+	if errors.Is(err, supervisor.ErrClosed) {
+		return r.refused(trigger)
+	}
 	r.metrics.ConfigReloads.WithLabelValues("failure").Inc()
 	r.record(trigger, "failure", "", err)
 	r.log.Error("config reload failed", "trigger", trigger, "error", oneLine(err))

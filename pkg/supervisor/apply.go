@@ -187,6 +187,13 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 	g := newGeneration(l, log, handlers, stream, s.metrics.ForListener(l.Name), open)
 	g.packet = packet
 	g.forced = &s.forced
+	if s.warns == nil {
+		s.warns = make(map[string]*warnLimiter)
+	}
+	if g.warns = s.warns[l.Name]; g.warns == nil {
+		g.warns = new(warnLimiter)
+		s.warns[l.Name] = g.warns
+	}
 	return g, nil
 }
 

@@ -30,6 +30,9 @@ type generation struct {
 	open *atomic.Int64
 	// forced counts connections closed by a drain timeout, process-wide.
 	forced *atomic.Int64
+	// warns bounds the listener's per-connection warnings; shared by
+	// all generations of one listener name.
+	warns *warnLimiter
 
 	// ctx is handed to handlers and cancelled when the generation is
 	// closed, so that a dial or a wait inside a handler ends with it.

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/fdbudget"
 	"github.com/sluice-dev/sluice/pkg/listener"
 )
 
@@ -64,6 +65,11 @@ func (r *runner) handle(nc net.Conn) {
 	for {
 		g := r.gen.Load()
 		t.conn.Init(nc, r.s.connID.Add(1), g.cfg.Name, g.cfg.IdleTimeout, g.log)
+		if _, ok := nc.(*net.UnixConn); ok {
+			// The listener's Addr is the configured path; the
+			// socket's own name is the one it was bound under.
+			t.conn.SetLocalAddr(r.ln.Addr())
+		}
 		t.g = g
 		t.bytes.c, t.bytes.m = &t.conn, g.metrics
 		if !g.add(t) {
@@ -97,13 +103,17 @@ func (s *Supervisor) serve(t *tracked) {
 		g.remove(t)
 	}()
 	err := g.stream.ServeStream(g.ctx, c)
-	logConnEnd(g.log, c, err)
+	if err != nil && fdbudget.IsShortage(err) {
+		g.metrics.Shortage.Inc()
+	}
+	logConnEnd(g.log, g.warns, c, err)
 }
 
 // logConnEnd logs a connection's end once: at debug when it went well or
 // the client went away, at warn otherwise. base is checked first so that a
-// quiet connection never builds its own logger.
-func logConnEnd(base hclog.Logger, c *chain.Conn, err error) {
+// quiet connection never builds its own logger. Warnings go through w, so
+// that a flood of failing connections writes a bounded log.
+func logConnEnd(base hclog.Logger, w *warnLimiter, c *chain.Conn, err error) {
 	if errors.Is(err, chain.ErrRejected) {
 		return // the rejecting handler logged it, with its reason
 	}
@@ -120,7 +130,17 @@ func logConnEnd(base hclog.Logger, c *chain.Conn, err error) {
 	if base.GetLevel() > level {
 		return
 	}
-	c.Logger().Log(level, "connection failed", "error", err, "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut())
+	args := []any{"error", err, "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut()}
+	if level == hclog.Warn {
+		ok, held := w.allow()
+		if !ok {
+			return
+		}
+		if held > 0 {
+			args = append(args, "suppressed", held)
+		}
+	}
+	c.Logger().Log(level, "connection failed", args...)
 }
 
 // clientGone tells errors that are the peer's doing (it reset, went away,

@@ -34,9 +34,14 @@ type Supervisor struct {
 	cfg     *config.Config
 	runners map[string]*runner // by config.Listener.BindKey
 	closing bool
+	// drain is SetDrainTimeout's value, used while cfg is nil.
+	drain    time.Duration
+	drainSet bool
 	// open counts open connections per listener name, across the
 	// generations and sockets a name has had.
 	open map[string]*atomic.Int64
+	// warns holds each listener name's warning limiter (warnlimit.go).
+	warns map[string]*warnLimiter
 
 	// gens holds the generations that may have open connections (see
 	// FlushBytes).
@@ -73,6 +78,23 @@ func (s *Supervisor) Config() *config.Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg
+}
+
+// Closing reports whether Shutdown has begun: from then on Apply refuses
+// every config, an unchanged one included.
+func (s *Supervisor) Closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// SetDrainTimeout sets the drain timeout Shutdown uses while no config
+// has been applied yet: a start that failed halfway still shuts down, and
+// says so, with the configured timeout rather than the default.
+func (s *Supervisor) SetDrainTimeout(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drain, s.drainSet = d, true
 }
 
 // Summary says what an Apply changed, by listener name.
@@ -167,6 +189,9 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	}
 	s.closing = true
 	drain := config.DefaultDrainTimeout
+	if s.drainSet {
+		drain = s.drain
+	}
 	if s.cfg != nil {
 		drain = s.cfg.Shutdown.DrainTimeout
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/fdbudget"
 	"github.com/sluice-dev/sluice/pkg/listener"
 )
 
@@ -274,11 +275,16 @@ func (e *udpFlow) release(f *chain.Flow) {
 	}
 	u.mu.Unlock()
 	g := e.gen
-	// Bytes first: once the gauge reads 0, the byte counters are final.
+	// Bytes, the shortage count and the log line first: once the gauge
+	// reads 0, the counters are final and the flow's end is logged, as a
+	// connection's is (serve logs before its deferred decrement).
 	e.live.flush()
+	if err := f.Err(); err != nil && fdbudget.IsShortage(err) {
+		g.metrics.Shortage.Inc()
+	}
+	logFlowEnd(g.log, g.warns, f)
 	g.metrics.Active.Dec()
 	g.open.Add(-1)
-	logFlowEnd(g.log, f)
 	g.removeFlow(f)
 }
 
@@ -335,7 +341,7 @@ func (g *generation) removeFlow(f *chain.Flow) {
 
 // logFlowEnd logs a flow's end once, like logConnEnd: at debug when it
 // went quiet or its listener stopped, at warn when a handler failed.
-func logFlowEnd(base hclog.Logger, f *chain.Flow) {
+func logFlowEnd(base hclog.Logger, w *warnLimiter, f *chain.Flow) {
 	err := f.Err()
 	level := hclog.Debug
 	if err != nil && !clientGone(err) {
@@ -348,5 +354,15 @@ func logFlowEnd(base hclog.Logger, f *chain.Flow) {
 		f.Logger().Debug("flow ended", "duration", time.Since(f.Start()), "bytes_in", f.BytesIn(), "bytes_out", f.BytesOut())
 		return
 	}
-	f.Logger().Log(level, "flow failed", "error", err, "duration", time.Since(f.Start()), "bytes_in", f.BytesIn(), "bytes_out", f.BytesOut())
+	args := []any{"error", err, "duration", time.Since(f.Start()), "bytes_in", f.BytesIn(), "bytes_out", f.BytesOut()}
+	if level == hclog.Warn {
+		ok, held := w.allow()
+		if !ok {
+			return
+		}
+		if held > 0 {
+			args = append(args, "suppressed", held)
+		}
+	}
+	f.Logger().Log(level, "flow failed", args...)
 }

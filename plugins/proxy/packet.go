@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/fdbudget"
 )
 
 // session is a UDP flow's upstream side: a connected socket of its own,
@@ -51,6 +52,14 @@ func (h *Handler) ServePacket(ctx context.Context, p *chain.Packet) error {
 // carries replies back. Both end with the flow: its end closes the socket,
 // which ends the relay.
 func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
+	// The flow's socket counts against the process-wide UDP budget: a
+	// flood of new source addresses must not take the descriptors TCP
+	// listeners and the admin endpoint need. Going over it is sluice's
+	// own shortage, not the upstream's fault.
+	budget := fdbudget.Default()
+	if err := budget.TakeUDP(); err != nil {
+		return nil, fmt.Errorf("proxy: no socket for a new flow (UDP descriptor budget %d): %w", budget.UDPBudget(), err)
+	}
 	var buf [maxTries]*upstream
 	d := net.Dialer{Timeout: h.ConnectTimeout}
 	var nerr *noUpstreamError
@@ -59,7 +68,10 @@ func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
 		// name does not resolve or there is no route.
 		c, err := d.DialContext(ctx, u.network, u.address)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || fdbudget.IsShortage(err) {
+				// The listener is going away, or sluice is out of
+				// descriptors: neither says anything about u.
+				budget.ReleaseUDP()
 				return nil, fmt.Errorf("proxy: connecting to %s: %w", u.url, err)
 			}
 			h.pool.failed(u, err)
@@ -75,6 +87,7 @@ func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
 		if h.closed {
 			h.mu.Unlock()
 			_ = c.Close()
+			budget.ReleaseUDP()
 			return nil, errClosed
 		}
 		h.relays.Add(1)
@@ -83,11 +96,13 @@ func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
 		f.SetValue(sessionKey{h}, s)
 		f.OnEnd(func(*chain.Flow) {
 			_ = s.conn.Close()
+			budget.ReleaseUDP()
 			u.active.Add(-1)
 		})
 		go h.relay(s, f)
 		return s, nil
 	}
+	budget.ReleaseUDP()
 	if nerr == nil {
 		return nil, fmt.Errorf("proxy: %w", ErrNoUpstream)
 	}

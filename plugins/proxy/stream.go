@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/fdbudget"
 )
 
 // ErrNoUpstream is what a connection ends with when no upstream could be
@@ -68,9 +69,9 @@ func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream,
 			h.pool.succeeded(u)
 			return conn, u, nil
 		}
-		if ctx.Err() != nil {
-			// The listener is going away; that says nothing about
-			// the upstream.
+		if ctx.Err() != nil || fdbudget.IsShortage(err) {
+			// The listener is going away, or sluice is out of
+			// descriptors; neither says anything about the upstream.
 			return nil, nil, fmt.Errorf("connecting to %s: %w", u.url, err)
 		}
 		h.pool.failed(u, err)
