@@ -118,6 +118,9 @@ func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net:
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
 	l.once.Do(func() {
+		if keepFiles.Load() {
+			return // handed over: the new process serves this file
+		}
 		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.file) {
 			_ = os.Remove(l.path)
 		}
