@@ -84,6 +84,7 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 	}
 	upg.AddSockets(sup)
 	upg.AddSockets(adm)
+	upg.OnHandOver(adm.StopAccepting)
 	if err := upg.Ready(); err != nil {
 		log.Error("upgrade: cannot tell the previous process", "error", err)
 	}

@@ -25,6 +25,9 @@ type UpgradeResponse struct {
 // which drains its own requests before it exits.
 func (a *Admin) upgrade(w http.ResponseWriter, _ *http.Request) {
 	resp := UpgradeResponse{PreviousPID: os.Getpid()}
+	// The client's next request must find whichever process listens then,
+	// not this one on a kept-alive connection.
+	w.Header().Set("Connection", "close")
 	if a.upgrader == nil {
 		resp.Result, resp.Error = "failure", "upgrades are not available in this process"
 		writeJSON(w, http.StatusNotImplemented, resp)
@@ -53,4 +56,15 @@ func refused(err error) bool {
 		}
 	}
 	return false
+}
+
+// StopAccepting closes the endpoint's socket in this process once an
+// upgrade handed it over: from then on only the new process answers on
+// the address. Requests in flight here finish; Close ends the rest.
+func (a *Admin) StopAccepting() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur != nil {
+		_ = a.cur.ln.Close()
+	}
 }

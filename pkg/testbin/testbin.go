@@ -17,7 +17,12 @@ const Package = "github.com/sluice-dev/sluice/cmd/sluice"
 // binary's path and a cleanup that removes the directory. When the tests
 // themselves run with -race, so is the binary built: the integration tests
 // then check the real process for data races too.
-func Build() (bin string, cleanup func(), err error) {
+func Build() (bin string, cleanup func(), err error) { return BuildVersion("") }
+
+// BuildVersion is Build with the version stamp set as `make build` sets
+// it, so that an upgrade test can tell two builds apart; "" keeps the
+// default.
+func BuildVersion(version string) (bin string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "sluice-bin-")
 	if err != nil {
 		return "", nil, err
@@ -27,6 +32,9 @@ func Build() (bin string, cleanup func(), err error) {
 	args := []string{"build", "-o", bin}
 	if Race {
 		args = append(args, "-race")
+	}
+	if version != "" {
+		args = append(args, "-ldflags", "-X github.com/sluice-dev/sluice/pkg/version.Version="+version)
 	}
 	out, err := exec.Command("go", append(args, Package)...).CombinedOutput()
 	if err != nil {

@@ -50,6 +50,8 @@ type Upgrader struct {
 	tf      *tableflip.Upgrader
 	path    string
 	sources []Sockets
+	// onHandOver: see OnHandOver.
+	onHandOver []func()
 
 	mu      sync.Mutex // one attempt at a time
 	running bool
@@ -94,6 +96,12 @@ func startPath() (string, error) {
 
 // AddSockets adds a holder of sockets to hand over.
 func (u *Upgrader) AddSockets(s Sockets) { u.sources = append(u.sources, s) }
+
+// OnHandOver adds f to what runs as soon as the new process is ready,
+// before Upgrade returns: what must stop answering here before anyone is
+// told the upgrade is done (the admin endpoint, so that the next /status
+// is the new process's).
+func (u *Upgrader) OnHandOver(f func()) { u.onHandOver = append(u.onHandOver, f) }
 
 // Path is the binary an upgrade starts.
 func (u *Upgrader) Path() string { return u.path }
@@ -171,6 +179,9 @@ func (u *Upgrader) Upgrade(trigger string) (int, error) {
 	// From here on the sockets are the new process's too: closing ours
 	// must not remove a Unix socket file it serves.
 	listener.KeepSocketFiles()
+	for _, f := range u.onHandOver {
+		f()
+	}
 	pid := childPID()
 	u.mu.Lock()
 	u.newPID = pid
