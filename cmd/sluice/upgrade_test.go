@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -523,4 +525,80 @@ func TestUpgradeFailsOnAnInvalidConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestUpgradeWithSocketActivation: sockets systemd passed are handed over
+// like any other, systemd is told the new main pid, and the Unix socket's
+// file, which is the .socket unit's, is never removed, by either process.
+func TestUpgradeWithSocketActivation(t *testing.T) {
+	dir := sockDir(t)
+	notify, notifyPath := fakeNotifySocket(t, dir)
+	sock := filepath.Join(dir, "echo.sock")
+	tcpF, tcpAddr := socketFile(t, "tcp", "127.0.0.1:0")
+	unixF, _ := socketFile(t, "unix", sock)
+	cfgPath := writeConfig(t, t.TempDir(), fmt.Sprintf(`shutdown: {drain_timeout: 1s}
+listeners:
+  - name: echo-tcp
+    network: tcp
+    address: %s
+    chain: [{handler: echo}]
+  - name: echo-unix
+    network: unix
+    address: %s
+    chain: [{handler: echo}]
+`, tcpAddr, sock))
+	cmd := exec.Command("/bin/sh", "-c", `export LISTEN_PID=$$; exec "$0" "$@"`, binary, "run", "-c", cfgPath, "--watch=false")
+	cmd.Env = append(os.Environ(), "SLUICE_LOG_FORMAT=json", "NOTIFY_SOCKET="+notifyPath,
+		"LISTEN_FDS=2", "LISTEN_FDNAMES=echo-tcp:echo-unix")
+	cmd.ExtraFiles = []*os.File{tcpF, unixF}
+	p := launchShared(t, cmd)
+	tcpF.Close()
+	unixF.Close()
+	if got := nextNotify(t, notify, p); !strings.HasPrefix(got, "READY=1") {
+		t.Fatalf("first notification %q", got)
+	}
+
+	p.signal(syscall.SIGUSR2)
+	var mainPID string
+	for mainPID == "" {
+		if m := regexp.MustCompile(`MAINPID=(\d+)`).FindStringSubmatch(nextNotify(t, notify, p)); m != nil {
+			mainPID = m[1]
+		}
+	}
+	pids := p.upgradedPIDs()
+	if len(pids) != 1 || strconv.Itoa(pids[0]) != mainPID {
+		t.Fatalf("MAINPID=%s, upgraded processes %v; output:\n%s", mainPID, pids, p.output())
+	}
+	if code := p.wait(20 * time.Second); code != 0 {
+		t.Fatalf("old process exited %d; output:\n%s", code, p.output())
+	}
+	echoOnce(t, dialT(t, "tcp", tcpAddr), "inherited tcp, new process\n")
+	echoOnce(t, dialT(t, "unix", sock), "inherited unix, new process\n")
+
+	if err := syscall.Kill(pids[0], syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for p.count("shutdown finished") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new process did not shut down; output:\n%s", p.output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Errorf("the inherited socket's file was removed: %v", err)
+	}
+}
+
+// count is how many log records have message msg.
+func (p *proc) count(msg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.logs {
+		if r["@message"] == msg {
+			n++
+		}
+	}
+	return n
 }
