@@ -179,7 +179,10 @@ fi
 # service may write to. The upgrade below reads MAINPID= from it.
 notify_log="$work/notify.log"
 : >"$notify_log"
-as_sluice socat -u UNIX-RECV:/run/sluice/notify - >>"$notify_log" &
+# exec, so that $! is socat itself (run as sluice: the service writes to
+# it), which the SIGTERM step and cleanup stop.
+(exec setpriv --reuid=sluice --regid=sluice --init-groups --no-new-privs --inh-caps=-all \
+	socat -u UNIX-RECV:/run/sluice/notify -) >>"$notify_log" &
 notify_pid=$!
 for _ in $(seq 50); do [ -S /run/sluice/notify ] && break; sleep 0.1; done
 
