@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,11 +18,7 @@ import (
 // removes would go on accepting into a backlog nobody reads, and its
 // address could not be bound again.
 func TestWithdrawReleasesTheSocket(t *testing.T) {
-	upg, err := tableflip.New(tableflip.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer upg.Stop()
+	upg := testUpgrader(t)
 	spec := Spec{Name: "t", Network: "tcp", Address: "127.0.0.1:0"}
 	ln, err := ListenStream(context.Background(), spec)
 	if err != nil {
@@ -56,6 +53,30 @@ func TestWithdrawReleasesTheSocket(t *testing.T) {
 		}
 		runtime.GC()
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tableflip allows one Upgrader a process: the tests share it, and
+// TestMain stops it.
+var testUpg struct {
+	once sync.Once
+	upg  *tableflip.Upgrader
+	err  error
+}
+
+func testUpgrader(t *testing.T) *tableflip.Upgrader {
+	t.Helper()
+	testUpg.once.Do(func() { testUpg.upg, testUpg.err = tableflip.New(tableflip.Options{}) })
+	if testUpg.err != nil {
+		t.Fatal(testUpg.err)
+	}
+	return testUpg.upg
+}
+
+func stopTestUpgrader() {
+	if testUpg.upg != nil {
+		testUpg.upg.Stop()
+		<-testUpg.upg.Exit()
 	}
 }
 
