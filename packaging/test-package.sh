@@ -3,8 +3,10 @@
 # builds them, checks what they hold (dpkg-deb, lintian, rpm), then
 # installs the .deb on this machine, runs the installed sluice as user
 # sluice on the installed config, echoes through it with socat, edits the
-# config and reloads with SIGHUP, stops it, purges the package and checks
-# that nothing is left. Needs root, dpkg, rpm, lintian, socat and
+# config and reloads with SIGHUP, installs a newer version of the package
+# while connections are open and upgrades the running sluice in place as
+# postinst would (see "upgrade in place" below), stops it, purges the
+# package and checks that nothing is left. Needs root, dpkg, rpm, lintian, socat and
 # systemd-analyze; systemd need not be running. Takes about a minute with
 # a warm Go build cache.
 set -euo pipefail
@@ -29,6 +31,8 @@ work=$(mktemp -d)
 pid=
 cleanup() {
 	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+	if [ -n "${new_pid:-}" ]; then kill "$new_pid" 2>/dev/null || true; fi
+	if [ -n "${notify_pid:-}" ]; then kill "$notify_pid" 2>/dev/null || true; fi
 	if dpkg-query -W sluice >/dev/null 2>&1; then dpkg --purge sluice >/dev/null 2>&1 || true; fi
 	rm -rf "$work"
 }
@@ -96,11 +100,12 @@ rpm_x86=$(echo dist/sluice-*.x86_64.rpm)
 rpm --root "$root" --initdb 2>/dev/null
 rpm --root "$root" -i --nodeps --noscripts --ignorearch "$rpm_x86" 2>/dev/null
 [ -x "$root/usr/bin/sluice" ] || fail "rpm -i into a scratch root laid down no /usr/bin/sluice"
+[ -x "$root/usr/lib/sluice/upgrade-in-place" ] || fail "rpm -i into a scratch root laid down no /usr/lib/sluice/upgrade-in-place"
 rpm --root "$root" -e --noscripts sluice 2>/dev/null
 left=$(find "$root" -not -type d -not -path "$root/root/.rpmdb/*" -not -path "$root/var/lib/rpm/*"; find "$root/etc/sluice" "$root/usr/share/doc/sluice" 2>/dev/null || true)
 [ -z "$left" ] || fail "rpm -e left: $left"
-for s in packaging/scripts/rpm/* packaging/scripts/deb/*; do sh -n "$s" || fail "$s: syntax"; done
-if command -v shellcheck >/dev/null; then shellcheck -s sh packaging/scripts/rpm/* packaging/scripts/deb/*; fi
+for s in packaging/scripts/rpm/* packaging/scripts/deb/* packaging/upgrade-in-place; do sh -n "$s" || fail "$s: syntax"; done
+if command -v shellcheck >/dev/null; then shellcheck -s sh packaging/scripts/rpm/* packaging/scripts/deb/* packaging/upgrade-in-place; fi
 ok "rpm files, %config(noreplace), install and erase in a scratch root, scriptlets parse"
 
 step "the unit: systemd-analyze security (exposure <= 2.0)"
@@ -170,8 +175,19 @@ if ! port_free 7000; then
 	echo "  127.0.0.1:7000 is taken here; the test uses $port"
 fi
 
+# What systemd would do for a Type=notify unit: a notify socket the
+# service may write to. The upgrade below reads MAINPID= from it.
+notify_log="$work/notify.log"
+: >"$notify_log"
+# exec, so that $! is socat itself (run as sluice: the service writes to
+# it), which the SIGTERM step and cleanup stop.
+(exec setpriv --reuid=sluice --regid=sluice --init-groups --no-new-privs --inh-caps=-all \
+	socat -u UNIX-RECV:/run/sluice/notify -) >>"$notify_log" &
+notify_pid=$!
+for _ in $(seq 50); do [ -S /run/sluice/notify ] && break; sleep 0.1; done
+
 log="$work/sluice.log"
-(cd / && exec setpriv --reuid=sluice --regid=sluice --init-groups --no-new-privs --inh-caps=-all \
+(cd / && NOTIFY_SOCKET=/run/sluice/notify exec setpriv --reuid=sluice --regid=sluice --init-groups --no-new-privs --inh-caps=-all \
 	/usr/bin/sluice run -c "$cfg") 2>"$log" &
 pid=$!
 wait_log() { # wait_log PATTERN: a log line matching PATTERN, within 20s
@@ -219,19 +235,105 @@ dpkg -i "$deb" >/dev/null
 grep -q echo-added "$cfg" || fail "reinstalling overwrote the edited /etc/sluice/config.yaml"
 ok "conffile kept"
 
-step "SIGTERM"
-kill -TERM "$pid"
+# ------------------------------------------------------ upgrade in place
+# On upgrade the deb postinst (and rpm %post) run
+# /usr/lib/sluice/upgrade-in-place when the service runs: SIGUSR2 to the
+# unit's main pid through systemctl, then wait for systemd's MainPID to
+# become the new process. systemd is not PID 1 here (postinst skips that
+# part without /run/systemd/system), so the test installs the newer package
+# and then runs that same script with a stand-in systemctl that answers
+# from what the real one would know: the service's pid, and the last
+# MAINPID= sluice sent to the notify socket above.
+step "upgrade in place: dpkg -i a newer package under load, then upgrade-in-place as postinst runs it"
+cp "$deb" "$work/"
+VERSION=v999.0.0 PKG_ARCHES="$arch" packaging/package.sh >"$work/package-new.log" 2>&1 ||
+	fail "building the newer package; log:$(printf '\n'; cat "$work/package-new.log")"
+new_deb=$(echo dist/sluice_999.0.0_"$arch".deb)
+[ -f "$new_deb" ] || fail "no $new_deb"
+mkdir -p "$work/bin"
+cat >"$work/bin/systemctl" <<SH
+#!/bin/sh
+# A stand-in for systemctl where systemd is not PID 1 (test-package.sh).
+main() { p=\$(tr '\\n' ' ' <"$notify_log" | grep -o 'MAINPID=[0-9]*' | tail -1 | cut -d= -f2); echo "\${p:-$pid}"; }
+case "\$*" in
+"is-active --quiet sluice.service") kill -0 "\$(main)" 2>/dev/null ;;
+"show --property MainPID --value sluice.service") main ;;
+"kill --signal=USR2 --kill-whom=main sluice.service") kill -USR2 "\$(main)" ;;
+*) echo "stand-in systemctl: not supported here: \$*" >&2; exit 1 ;;
+esac
+SH
+chmod 755 "$work/bin/systemctl"
+
+# Connections opened before the upgrade: TCP on fd 5, Unix through socat.
+exec 5<>"/dev/tcp/127.0.0.1/$port"
+mkfifo "$work/unix-in"
+socat -t 30 - UNIX-CONNECT:/run/sluice/echo.sock <"$work/unix-in" >"$work/unix-out" &
+unix_client=$!
+exec 6>"$work/unix-in"
+printf 'unix before\n' >&6
+# New connections all along: every one must echo.
+: >"$work/load-failed"
+(
+	while [ ! -e "$work/load-stop" ]; do
+		[ "$(printf 'load\n' | socat -t 5 - "TCP:127.0.0.1:$port")" = load ] || echo tcp >>"$work/load-failed"
+		[ "$(printf 'load\n' | socat -t 5 - UNIX-CONNECT:/run/sluice/echo.sock)" = load ] || echo unix >>"$work/load-failed"
+	done
+) &
+load_pid=$!
+sleep 0.5
+
+dpkg -i "$new_deb" >/dev/null
+[ "$(/usr/bin/sluice version | cut -d' ' -f2)" = v999.0.0 ] || fail "the newer package did not install /usr/bin/sluice v999.0.0"
+PATH="$work/bin:$PATH" /usr/lib/sluice/upgrade-in-place || fail "upgrade-in-place failed; log:$(printf '\n'; cat "$log")"
+new_pid=$(PATH="$work/bin:$PATH" systemctl show --property MainPID --value sluice.service)
+[ "$new_pid" != "$pid" ] || fail "the main pid did not change"
+wait_log '"@message":"sluice started".*"upgraded":true'
+grep '"@message":"sluice started"' "$log" | grep '"upgraded":true' | grep -q '"version":"v999.0.0"' || fail "the new process is not v999.0.0"
+[ "$(ps -o user= -p "$new_pid")" = sluice ] || fail "the new process does not run as user sluice"
+sleep 0.5
+touch "$work/load-stop"
+wait "$load_pid"
+[ -s "$work/load-failed" ] && fail "connections failed during the upgrade: $(sort "$work/load-failed" | uniq -c | tr '\n' ' ')"
+
+printf 'tcp after\n' >&5
+read -r -t 5 kept <&5 || fail "the TCP connection opened before the upgrade was dropped"
+[ "$kept" = "tcp after" ] || fail "the TCP connection opened before the upgrade echoed '$kept'"
+printf 'unix after\n' >&6
+for _ in $(seq 50); do grep -q 'unix after' "$work/unix-out" && break; sleep 0.1; done
+grep -q 'unix after' "$work/unix-out" || fail "the Unix connection opened before the upgrade was dropped: $(cat "$work/unix-out")"
+[ "$(printf 'new\n' | socat -t 5 - "TCP:127.0.0.1:$port")" = new ] || fail "the new process does not echo on TCP"
+[ "$(printf 'new\n' | socat -t 5 - UNIX-CONNECT:/run/sluice/echo.sock)" = new ] || fail "the new process does not echo on Unix"
+[ "$(printf 'new\n' | socat -t 5 - "TCP:127.0.0.1:$port2")" = new ] || fail "the listener added by the reload is not served after the upgrade"
+# The old process exits 0 once its connections are done.
+exec 5>&- 6>&-
+wait "$unix_client" || true
 code=0
 wait "$pid" || code=$?
 pid=
-[ "$code" = 0 ] || fail "sluice exited $code after SIGTERM; log:$(printf '\n'; cat "$log")"
+[ "$code" = 0 ] || fail "the old sluice exited $code after the upgrade; log:$(printf '\n'; cat "$log")"
+[ -S /run/sluice/echo.sock ] || fail "the old process's exit removed /run/sluice/echo.sock"
+[ "$(printf 'still\n' | socat -t 5 - UNIX-CONNECT:/run/sluice/echo.sock)" = still ] || fail "no Unix echo once the old process exited"
+ok "no failed connect, open TCP and Unix connections kept, pid $new_pid (v999.0.0) serves; the old one exited 0"
+
+step "SIGTERM"
+kill -TERM "$new_pid"
+for _ in $(seq 150); do
+	state=$(awk '{print $3}' "/proc/$new_pid/stat" 2>/dev/null || true)
+	[ -z "$state" ] || [ "$state" = Z ] && break
+	sleep 0.2
+done
+[ -z "$state" ] || [ "$state" = Z ] || fail "sluice (pid $new_pid) still runs 30s after SIGTERM"
+new_pid=
+[ "$(grep -c '"@message":"shutdown finished"' "$log")" = 2 ] || fail "no clean shutdown of the new process; log:$(printf '\n'; cat "$log")"
 [ -e /run/sluice/echo.sock ] && fail "sluice left /run/sluice/echo.sock behind"
-ok "exit 0, socket file removed"
+kill "$notify_pid" 2>/dev/null || true
+notify_pid=
+ok "drained and exited, socket file removed"
 
 # --------------------------------------------------------------- purge
 step "dpkg --purge sluice"
 dpkg --purge sluice
-for f in /usr/bin/sluice /lib/systemd/system/sluice.service /etc/sluice /usr/share/doc/sluice \
+for f in /usr/bin/sluice /usr/lib/sluice /lib/systemd/system/sluice.service /etc/sluice /usr/share/doc/sluice \
 	/etc/systemd/system/multi-user.target.wants/sluice.service /run/sluice; do
 	[ -e "$f" ] || [ -L "$f" ] && fail "left behind: $f"
 done
@@ -257,4 +359,4 @@ userdel sluice
 getent group sluice >/dev/null && groupdel sluice
 ok "rpm %pre"
 
-printf '\nPASS: packages built, checked, installed, served, reloaded and purged\n'
+printf '\nPASS: packages built, checked, installed, served, reloaded, upgraded in place and purged\n'

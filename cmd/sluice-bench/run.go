@@ -43,7 +43,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&o.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
 	fs.IntVar(&o.rounds, "rounds", 7, "rounds per figure; the median is reported")
 	fs.DurationVar(&o.duration, "duration", time.Second, "length of one measured run")
-	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, reload); empty: all")
+	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, reload, upgrade); empty: all")
 	fs.StringVar(&o.out, "out", "docs/benchmarks", "report path without extension: writes .md, .json and .png")
 	fs.StringVar(&o.haproxy, "haproxy", "haproxy", "the haproxy binary; the HAProxy comparison is skipped when it is missing")
 	fs.IntVar(&o.idleN, "idle-conns", 10000, "connections held open for the RSS figure")
@@ -105,6 +105,7 @@ var sections = []struct {
 	{"proxy-throughput", proxyThroughput},
 	{"proxy-pingpong", proxyPingPong},
 	{"reload", reloadLatency},
+	{"upgrade", upgradeLatency},
 }
 
 func (o runOpts) want(name string) bool {

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	binary = b
 	code := m.Run()
 	cleanup()
+	for _, c := range versions.cleanup { // the upgrade tests' builds
+		c()
+	}
 	os.Exit(code)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/pkg/reload"
 	"github.com/sluice-dev/sluice/pkg/sdnotify"
 	"github.com/sluice-dev/sluice/pkg/supervisor"
+	"github.com/sluice-dev/sluice/pkg/upgrade"
 	"github.com/sluice-dev/sluice/pkg/version"
 )
 
@@ -30,7 +31,9 @@ func newRunCmd() *cobra.Command {
 The config is reloaded when its file changes (unless --watch=false) and on
 SIGHUP. SIGTERM or SIGINT stops accepting, lets open connections finish for
 up to shutdown.drain_timeout, closes the rest and exits 0; a second SIGINT
-exits at once.`,
+exits at once. SIGUSR2 upgrades: the binary at the path sluice was started
+with runs with every listening socket, and once it serves, this process
+stops accepting, drains like on SIGTERM and exits 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			watch, _ := cmd.Flags().GetBool("watch")
@@ -60,10 +63,17 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 	// Signals are caught before anything binds, so that a SIGTERM during
 	// startup still drains instead of killing the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
 	ctx := context.Background()
+	// Before anything binds: a process started by an upgrade takes the
+	// sockets handed over first.
+	upg, err := upgrade.New(log.Named("upgrade"))
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return exitError{exitFailed}
+	}
 	inheritSockets(log, cfg)
 	notify := sdnotify.New(log.Named("sdnotify"))
 	rl := reload.New(path, sup, log, m)
@@ -71,7 +81,7 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 	// The admin endpoint is a reload stage: it follows admin.address on
 	// every reload, and an address it cannot bind fails start or reload.
 	// It is closed last, so that /metrics stays up while connections drain.
-	adm := admin.New(admin.Options{Log: log.Named("admin"), Metrics: m, Supervisor: sup, Reloader: rl})
+	adm := admin.New(admin.Options{Log: log.Named("admin"), Metrics: m, Supervisor: sup, Reloader: rl, Upgrader: upg})
 	defer func() { _ = adm.Close() }()
 	rl.AddStage(adm)
 	if err := rl.Start(ctx, cfg); err != nil {
@@ -79,30 +89,54 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 		_ = sup.Shutdown(ctx)
 		return exitError{exitFailed}
 	}
-	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12])
+	upg.AddSockets(sup)
+	upg.AddSockets(adm)
+	upg.OnHandOver(adm.StopAccepting)
+	if err := upg.Ready(); err != nil {
+		log.Error("upgrade: cannot tell the previous process", "error", err)
+	}
+	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12],
+		"pid", os.Getpid(), "upgraded", upg.Upgraded())
 	watcher := startWatch(ctx, rl, log, watch)
 	hups := startSignalReloads(ctx, rl)
 	notify.Ready(fmt.Sprintf("serving %d listeners", len(cfg.Listeners)))
 
-	for sig := range sigs {
-		switch sig {
-		case syscall.SIGHUP:
-			hups.request()
-		case syscall.SIGTERM, syscall.SIGINT:
-			notify.Stopping("draining connections")
-			// No reload may start once draining begins, and one under
-			// way is not waited for: the drain begins now.
-			watcher.stop()
-			hups.stop()
-			adm.SetDraining()
-			err := shutdown(log, sup, sigs, sig)
-			if !watcher.wait(2*time.Second) || !hups.wait(2*time.Second) {
-				log.Warn("a reload is still under way; exiting without waiting for it")
+	// No reload may start once draining begins, and one under way is not
+	// waited for before the drain: it begins at once. Once the drain is
+	// over, a reload still running gets a bounded time to end.
+	stopReloads := func() {
+		watcher.stop()
+		hups.stop()
+	}
+	drained := func(err error) error {
+		if !watcher.wait(2*time.Second) || !hups.wait(2*time.Second) {
+			log.Warn("a reload is still under way; exiting without waiting for it")
+		}
+		return err
+	}
+	var upgrading upgrades
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				hups.request()
+			case syscall.SIGUSR2:
+				upgrading.start(upg)
+			case syscall.SIGTERM, syscall.SIGINT:
+				notify.Stopping("draining connections")
+				stopReloads()
+				adm.SetDraining()
+				upg.Stop() // an upgrade in progress ends; its process is killed
+				upgrading.wait()
+				log.Info("signal received; draining", "signal", sig.String())
+				return drained(shutdown(log, sup, sigs))
 			}
-			return err
+		case <-upg.Done():
+			upgrading.wait()
+			return drained(handOver(log, notify, upg, stopReloads, adm, sup, sigs))
 		}
 	}
-	return nil
 }
 
 // startWatch runs the config file watcher in a goroutine owned by run;
@@ -122,8 +156,7 @@ func startWatch(ctx context.Context, rl *reload.Reloader, log hclog.Logger, enab
 
 // shutdown drains in the background while watching for a second SIGINT,
 // which exits at once.
-func shutdown(log hclog.Logger, sup *supervisor.Supervisor, sigs <-chan os.Signal, first os.Signal) error {
-	log.Info("signal received; draining", "signal", first.String())
+func shutdown(log hclog.Logger, sup *supervisor.Supervisor, sigs <-chan os.Signal) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -1,5 +1,5 @@
 // Package admin is sluice's admin HTTP endpoint: /healthz, /status,
-// /metrics and POST /reload. It is a reload.Stage, so that admin.address
+// /metrics, POST /reload and POST /upgrade. It is a reload.Stage, so that admin.address
 // follows the config like everything else: the endpoint starts with the
 // first config, moves when the address changes, stops when it is emptied,
 // and an address that cannot be bound fails the reload as a whole.
@@ -67,12 +67,19 @@ type Reloader interface {
 	Last() (reload.Result, bool)
 }
 
-// Options are what New needs; all are required.
+// Upgrader runs binary upgrades for POST /upgrade: *upgrade.Upgrader.
+type Upgrader interface {
+	Upgrade(trigger string) (pid int, err error)
+}
+
+// Options are what New needs; all are required but Upgrader (without it,
+// POST /upgrade answers 501).
 type Options struct {
 	Log        hclog.Logger
 	Metrics    *metrics.Metrics
 	Supervisor Supervisor
 	Reloader   Reloader
+	Upgrader   Upgrader
 }
 
 // Admin is the admin endpoint. It binds nothing until its first Prepare;
@@ -82,6 +89,7 @@ type Admin struct {
 	errLog   *log.Logger
 	sup      Supervisor
 	reloader Reloader
+	upgrader Upgrader
 	handler  http.Handler
 	started  time.Time
 	draining atomic.Bool
@@ -105,6 +113,7 @@ func New(o Options) *Admin {
 		log:      o.Log,
 		sup:      o.Supervisor,
 		reloader: o.Reloader,
+		upgrader: o.Upgrader,
 		started:  time.Now(),
 	}
 	// net/http and promhttp report through a standard logger: accept

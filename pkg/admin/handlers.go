@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ func (a *Admin) routes(m *metrics.Metrics) http.Handler {
 		MaxRequestsInFlight: 8,
 	}))
 	mux.HandleFunc("POST /reload", a.reload)
+	mux.HandleFunc("POST /upgrade", a.upgrade)
 	// A web page the operator visits must not be able to make their
 	// browser POST /reload to a loopback endpoint; curl, which sends no
 	// Origin or Sec-Fetch-Site header, is unaffected.
@@ -55,6 +57,7 @@ GET  /healthz   liveness: 200 ok (503 draining while shutting down)
 GET  /status    running config, listeners and last reload, as JSON
 GET  /metrics   Prometheus metrics
 POST /reload    reload the config file, like SIGHUP; JSON result
+POST /upgrade   start the binary on disk with every socket, like SIGUSR2; JSON result
 `
 
 func (a *Admin) index(w http.ResponseWriter, _ *http.Request) {
@@ -75,6 +78,8 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 
 // Status is the body of GET /status.
 type Status struct {
+	// PID is this process's: an upgrade changes it.
+	PID           int       `json:"pid"`
 	Version       string    `json:"version"`
 	Commit        string    `json:"commit"`
 	GoVersion     string    `json:"go_version"`
@@ -97,6 +102,7 @@ type ConfigStatus struct {
 
 func (a *Admin) status(w http.ResponseWriter, _ *http.Request) {
 	st := Status{
+		PID:           os.Getpid(),
 		Version:       version.Version,
 		Commit:        version.Commit,
 		GoVersion:     version.GoVersion(),

@@ -31,9 +31,13 @@ const MaxUnixPath = 107
 // the address.
 var ErrInUse = errors.New("address already in use")
 
-// ListenStream binds a TCP or Unix stream socket, or takes the one
-// systemd passed under s.Name.
+// ListenStream binds a TCP or Unix stream socket, or takes the one the
+// previous process handed over on an upgrade (see UseHandover), or the
+// one systemd passed under s.Name.
 func ListenStream(ctx context.Context, s Spec) (net.Listener, error) {
+	if ln, err := handedListener(s); ln != nil || err != nil {
+		return ln, err
+	}
 	if ln, err := inheritedListener(s); ln != nil || err != nil {
 		return ln, err
 	}
@@ -54,9 +58,12 @@ func ListenStream(ctx context.Context, s Spec) (net.Listener, error) {
 	return nil, fmt.Errorf("listen: network %q is not a stream network", s.Network)
 }
 
-// ListenPacket binds a UDP socket, or takes the one systemd passed under
-// s.Name.
+// ListenPacket binds a UDP socket, or takes the one handed over on an
+// upgrade, or the one systemd passed under s.Name.
 func ListenPacket(ctx context.Context, s Spec) (net.PacketConn, error) {
+	if pc, err := handedPacketConn(s); pc != nil || err != nil {
+		return pc, err
+	}
 	if pc, err := inheritedPacketConn(s); pc != nil || err != nil {
 		return pc, err
 	}

@@ -130,7 +130,9 @@ func (l *unixListener) Addr() net.Addr { return l.addr }
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
 	l.once.Do(func() {
-		_ = l.dir.unlinkIf(l.id)
+		if !keepFiles.Load() { // handed over: the new process serves this file
+			_ = l.dir.unlinkIf(l.id)
+		}
 		l.dir.close()
 	})
 	return err

@@ -6,6 +6,7 @@
 package sdnotify
 
 import (
+	"fmt"
 	"strings"
 	"sync/atomic"
 
@@ -70,9 +71,16 @@ func (n *Notifier) ReloadEnd(trigger string, err error) {
 	n.Ready("config reloaded (" + trigger + ")")
 }
 
+// MainPID hands the service over to pid, the process an upgrade started:
+// systemd then watches it as the unit's main process (and signals it on
+// reload and stop) while this one drains and exits.
+func (n *Notifier) MainPID(pid int, status string) {
+	n.send(fmt.Sprintf("MAINPID=%d\n", pid) + statusLine(status))
+}
+
 func (n *Notifier) send(state string) {
-	// The environment is kept: sluice starts no children, and a later
-	// message must still find the socket.
+	// The environment is kept: a later message must still find the
+	// socket, and so must the process an upgrade starts.
 	if _, err := daemon.SdNotify(false, state); err != nil {
 		n.log.Warn("cannot notify systemd", "error", err)
 	}

@@ -120,3 +120,12 @@ func TestUnreachableSocketIsLogged(t *testing.T) {
 		t.Errorf("a failed notification was not logged: %q", logs.String())
 	}
 }
+
+// MainPID hands the unit to the process an upgrade started.
+func TestMainPID(t *testing.T) {
+	c := fakeSystemd(t)
+	New(hclog.NewNullLogger()).MainPID(4321, "upgraded: pid 4321 serves,\npid 1 drains")
+	if got, want := next(t, c), "MAINPID=4321\nSTATUS=upgraded: pid 4321 serves,; pid 1 drains\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -19,7 +19,12 @@ const Package = "github.com/sluice-dev/sluice/cmd/sluice"
 // then check the real process for data races too. The binary is built with
 // the sluice_testhooks tag, which adds what tests need to hold sluice in a
 // given state (cmd/sluice/testhooks.go) and nothing else.
-func Build() (bin string, cleanup func(), err error) {
+func Build() (bin string, cleanup func(), err error) { return BuildVersion("") }
+
+// BuildVersion is Build with the version stamp set as `make build` sets
+// it, so that an upgrade test can tell two builds apart; "" keeps the
+// default.
+func BuildVersion(version string) (bin string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "sluice-bin-")
 	if err != nil {
 		return "", nil, err
@@ -29,6 +34,9 @@ func Build() (bin string, cleanup func(), err error) {
 	args := []string{"build", "-tags", "sluice_testhooks", "-o", bin}
 	if Race {
 		args = append(args, "-race")
+	}
+	if version != "" {
+		args = append(args, "-ldflags", "-X github.com/sluice-dev/sluice/pkg/version.Version="+version)
 	}
 	out, err := exec.Command("go", append(args, Package)...).CombinedOutput()
 	if err != nil {
