@@ -13,5 +13,9 @@ func (a *Admin) Offer(o *listener.Offer) error {
 	if a.cur == nil {
 		return nil
 	}
-	return o.AddListener(listener.Spec{Network: "tcp", Address: a.cur.addr}, a.cur.ln.Listener)
+	ln := a.cur.ln.Listener
+	if l, ok := ln.(*limitListener); ok {
+		ln = l.Listener // the socket itself; the cap is this process's
+	}
+	return o.AddListener(listener.Spec{Network: "tcp", Address: a.cur.addr}, ln)
 }
