@@ -76,14 +76,6 @@ var def = sync.OnceValue(func() *Budget { return New(currentLimit()) })
 // was when first asked for (Go raises it to the hard limit at start).
 func Default() *Budget { return def() }
 
-func currentLimit() int {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
-		return 1 << 20
-	}
-	return int(rl.Cur)
-}
-
 // Limit is the descriptor limit the budget was made for.
 func (b *Budget) Limit() int { return b.limit }
 

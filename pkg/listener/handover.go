@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/cloudflare/tableflip"
-	"golang.org/x/sys/unix"
 )
 
 // Sockets handed over by a binary upgrade (see cmd/sluice's upgrade): the
@@ -103,26 +102,6 @@ func handedPacketConn(s Spec) (net.PacketConn, error) {
 		return nil, nil // as in handedListener
 	}
 	return pc, nil
-}
-
-// adoptUnix makes a handed-over Unix socket ours as if we had bound it:
-// this process removes the file when it closes the listener for good.
-func adoptUnix(s Spec, ul *net.UnixListener) (net.Listener, error) {
-	ul.SetUnlinkOnClose(false)
-	fail := func() (net.Listener, error) {
-		_ = ul.Close()
-		return nil, fmt.Errorf("listen unix %s: the handed-over socket's file is gone or replaced", s.Address)
-	}
-	d, err := openDir(s.Address)
-	if err != nil {
-		return fail()
-	}
-	id, err := statAt(d.fd, d.base)
-	if err != nil || id.mode&unix.S_IFMT != unix.S_IFSOCK {
-		d.close()
-		return fail()
-	}
-	return &unixListener{UnixListener: ul, path: s.Address, dir: d, id: id, addr: &net.UnixAddr{Name: s.Address, Net: "unix"}}, nil
 }
 
 // Offer collects the sockets offered to the next process for one upgrade

@@ -27,6 +27,11 @@ type Spec struct {
 // bind names and Unix upstreams are all held to it.
 const MaxUnixPath = 107
 
+// ErrReplaced means the socket file at a listener's path is no longer the
+// one sluice bound (a symlink or another file was put in its place), so
+// sluice leaves it alone.
+var ErrReplaced = errors.New("the path no longer holds the socket sluice bound; leaving it alone")
+
 // ErrInUse means another process (or another listener) already serves on
 // the address.
 var ErrInUse = errors.New("address already in use")

@@ -1,3 +1,5 @@
+//go:build unix
+
 package listener
 
 import "syscall"

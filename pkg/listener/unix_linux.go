@@ -163,7 +163,22 @@ func (l *unixListener) Chmod(mode fs.FileMode) error {
 	return nil
 }
 
-// ErrReplaced means the socket file at a listener's path is no longer the
-// one sluice bound (a symlink or another file was put in its place), so
-// sluice leaves it alone.
-var ErrReplaced = errors.New("the path no longer holds the socket sluice bound; leaving it alone")
+// adoptUnix makes a handed-over Unix socket ours as if we had bound it:
+// this process removes the file when it closes the listener for good.
+func adoptUnix(s Spec, ul *net.UnixListener) (net.Listener, error) {
+	ul.SetUnlinkOnClose(false)
+	fail := func() (net.Listener, error) {
+		_ = ul.Close()
+		return nil, fmt.Errorf("listen unix %s: the handed-over socket's file is gone or replaced", s.Address)
+	}
+	d, err := openDir(s.Address)
+	if err != nil {
+		return fail()
+	}
+	id, err := statAt(d.fd, d.base)
+	if err != nil || id.mode&unix.S_IFMT != unix.S_IFSOCK {
+		d.close()
+		return fail()
+	}
+	return &unixListener{UnixListener: ul, path: s.Address, dir: d, id: id, addr: &net.UnixAddr{Name: s.Address, Net: "unix"}}, nil
+}
