@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -84,7 +86,7 @@ func (e *env) withCompare(rs []ratioSpec) []ratioSpec {
 	if e.o.compare == "" || len(rs) == 0 {
 		return rs
 	}
-	return append(rs, ratioSpec{sluiceT, []string{compareT}, "the -compare build", 0})
+	return append(rs, ratioSpec{sluiceT, []string{compareT}, "the -compare build", 0, 0})
 }
 
 // rounds warms every target up, then measures them in turn, round after
@@ -142,9 +144,9 @@ func echoThroughput(e *env) error {
 	const sec = "Echo throughput (10 connections, 16 KiB writes)"
 	e.res.Figures = append(e.res.Figures,
 		figure(c, "echo.throughput.rate", sec, "throughput", "MB/s", "MBps", false, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
 		figure(c, "echo.throughput.cpu", sec, "server CPU per GB echoed", "ms/GB", "cpu_ms_per_GB", true, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05, 0}})...),
 	)
 	return nil
 }
@@ -166,7 +168,7 @@ func echoPingPong(e *env) error {
 			if metric == "cpu_us_per_op" {
 				label = "cheaper Go echo"
 			}
-			return e.withCompare([]ratioSpec{{sluiceT, goBoth, label, target}})
+			return e.withCompare([]ratioSpec{{sluiceT, goBoth, label, target, 0}})
 		})...)
 	return nil
 }
@@ -196,9 +198,9 @@ func echoConnRate(e *env) error {
 	const sec = "Connection rate (connect, one 64-byte round trip, close; 4 clients)"
 	e.res.Figures = append(e.res.Figures,
 		figure(c, "echo.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
 		figure(c, "echo.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 0}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 0, 0}})...),
 	)
 	return nil
 }
@@ -262,7 +264,7 @@ func idleRSS(e *env) error {
 		e.stopAll()
 	}
 	f := figure(c, "idle.rss", fmt.Sprintf("Memory (%d idle connections)", n), "RSS per idle connection", "KiB", "kib", true, order,
-		ratioSpec{sluiceT, goBoth, "leaner Go echo", 0})
+		ratioSpec{sluiceT, goBoth, "leaner Go echo", 0, 0})
 	f.Limit = 12
 	e.res.Figures = append(e.res.Figures, f)
 	return nil

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -86,6 +88,16 @@ func (e *env) startSluiceBin(name, bin, cfgPath, addr string) (*target, error) {
 
 // startSluiceArgs runs bin on cfgPath with extra run flags.
 func (e *env) startSluiceArgs(name, bin, cfgPath, addr string, extra ...string) (*target, error) {
+	return e.startSluiceFull(name, bin, cfgPath, addr, nil, extra...)
+}
+
+// startSluiceEnv runs the sluice under test on cfgPath with env (KEY=VALUE)
+// added to its environment.
+func (e *env) startSluiceEnv(name, cfgPath, addr string, env []string) (*target, error) {
+	return e.startSluiceFull(name, e.o.sluice, cfgPath, addr, env)
+}
+
+func (e *env) startSluiceFull(name, bin, cfgPath, addr string, env []string, extra ...string) (*target, error) {
 	argv := append([]string{bin, "run", "-c", cfgPath}, extra...)
 	// Only the build under test runs in-process for profiling; a -compare
 	// build is a binary of its own.
@@ -95,6 +107,11 @@ func (e *env) startSluiceArgs(name, bin, cfgPath, addr string, extra ...string) 
 			return nil, err
 		}
 		argv = append([]string{self, "sluice", "-c", cfgPath}, e.profFlags(name)...)
+	}
+	if len(env) > 0 {
+		// env(1) execs the server in its place: the measured PID is
+		// the server's.
+		argv = append(append([]string{"env"}, env...), argv...)
 	}
 	p, _, err := startProc(name, serverCPU, e.logPath(name), argv...)
 	if err != nil {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package relay
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 type relay struct {
 	p    *pair
 	fd   [2]int // client, upstream
-	d    [2]flow
+	d    [2]loopFlow
 	done chan struct{} // closed by the loop once it let go of fd
 
 	// ev is the evloop that took the relay, killErr why it must end
@@ -50,12 +50,11 @@ const (
 
 // flow is one direction: d[0] client to upstream, d[1] back. A quiet flow
 // holds neither a buffer nor a pipe.
-type flow struct {
+type loopFlow struct {
 	buf      *[]byte // bytes read but not yet written: buf[off:end]
 	off, end int
-	pipe     chain.Pipe
-	piped    bool // pipe is held
-	inPipe   int  // bytes in the pipe
+	pipe     *pipe // held while bulk data moves, nil otherwise
+	inPipe   int   // bytes in the pipe
 	splice   bool // bulk: from now on socket → pipe → socket
 	noSplice bool // no pipe could be had: copy to the end
 	big      int  // reads in a row of at least bulkRead bytes
@@ -74,28 +73,34 @@ func init() { loopSplice.Store(true) }
 
 const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 
-func (f *flow) release() {
+func (f *loopFlow) release() {
 	if f.buf != nil {
-		chain.PutBuffer(f.buf)
+		PutBuffer(f.buf)
 		f.buf, f.off, f.end = nil, 0, 0
 	}
-	if f.piped {
+	if f.pipe != nil {
 		if f.inPipe == 0 {
-			f.pipe.Put()
+			pipePool.Put(f.pipe)
 		} else {
-			f.pipe.Close()
+			f.pipe.close()
 		}
-		f.piped, f.inPipe = false, 0
+		f.pipe, f.inPipe = nil, 0
 	}
 }
 
-// loopPair runs the pair on an event loop when both ends are the sockets
+// noLoop turns the event loop off, for the benchmark that measures what
+// it saves; nothing else sets it.
+var noLoop atomic.Bool
+
+func init() { noLoop.Store(os.Getenv("SLUICE_RELAY_EVENT_LOOP") == "off") }
+
+// loopRelay runs the pair on an event loop when both ends are the sockets
 // themselves, and reports false when they are not or no loop could take
 // them: the caller then copies with goroutines. It returns once both
 // flows ended, one failed, the idle timeout hit, or ctx (the listener's
 // generation) was cancelled.
-func (h *Handler) loopPair(ctx context.Context, c *chain.Conn, up net.Conn, url string) (bool, error) {
-	if c.Wrapped() || !isSocket(c.Conn) || !isSocket(up) {
+func loopRelay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) (bool, error) {
+	if noLoop.Load() || !isSocket(c.Conn) || !isSocket(up) {
 		return false, nil
 	}
 	cfd, err := dupFD(c.Conn)
@@ -107,11 +112,14 @@ func (h *Handler) loopPair(ctx context.Context, c *chain.Conn, up net.Conn, url 
 		_ = unix.Close(cfd)
 		return false, nil
 	}
-	p := newPair(h, c, up, url)
+	p := newPair(c, up, st)
 	p.quit = make(chan struct{})
 	r := &relay{p: p, fd: [2]int{cfd, ufd}, done: make(chan struct{})}
-	l := h.loops.pick(h)
+	// Armed before the loop sees the pair: the loop reads the clock.
+	p.dog.start(c.IdleTimeout(), p.idleExpired)
+	l := loops.pick()
 	if !l.add(r) {
+		p.dog.stop()
 		_ = unix.Close(cfd)
 		_ = unix.Close(ufd)
 		return false, nil
@@ -121,13 +129,12 @@ func (h *Handler) loopPair(ctx context.Context, c *chain.Conn, up net.Conn, url 
 	// wake up for their events too.
 	_ = c.Conn.Close()
 	_ = up.Close()
-	p.watchIdle()
 	select {
 	case <-r.done:
 	case <-ctx.Done():
 		// Forced: the generation's drain timeout. Like the goroutines'
 		// read of a closed connection, it is not the peer's fault.
-		l.kill(r, fmt.Errorf("proxy: %w: %w", ctx.Err(), net.ErrClosed))
+		l.kill(r, fmt.Errorf("%w: %w", ctx.Err(), net.ErrClosed))
 		<-r.done
 	case <-p.quit:
 		l.kill(r, p.err)
@@ -161,9 +168,9 @@ func (e *evloop) service(r *relay) {
 	for i := range r.d {
 		if err := e.move(r, i); err != nil {
 			if i == 0 {
-				err = fmt.Errorf("proxy: client to %s: %w", r.p.url, err)
+				err = fmt.Errorf("client to upstream: %w", err)
 			} else {
-				err = fmt.Errorf("proxy: %s to client: %w", r.p.url, err)
+				err = fmt.Errorf("upstream to client: %w", err)
 			}
 			e.finish(r, err)
 			return
@@ -191,8 +198,7 @@ func (e *evloop) move(r *relay, i int) error {
 			op := "write"
 			if f.inPipe > 0 {
 				op = "splice"
-				pr, _ := f.pipe.FDs()
-				n, err = rawSplice(pr, r.fd[dst], f.inPipe)
+				n, err = rawSplice(f.pipe.r, r.fd[dst], f.inPipe)
 			} else {
 				n, err = rawWrite(r.fd[dst], (*f.buf)[f.off:f.end])
 			}
@@ -209,7 +215,7 @@ func (e *evloop) move(r *relay, i int) error {
 				if f.inPipe > 0 {
 					f.inPipe -= n
 				} else if f.off += n; f.off == f.end {
-					chain.PutBuffer(f.buf)
+					PutBuffer(f.buf)
 					f.buf, f.off, f.end = nil, 0, 0
 				}
 			}
@@ -276,7 +282,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 	}
 	if !f.noSplice && loopSplice.Load() && (n == len(e.scratch) || f.big >= bulkReads) {
 		f.splice = true
-		e.h.paths.splice.Add(1)
+		r.p.st.add(&r.p.st.Splice)
 	}
 	w := 0
 	if r.can[dst]&canWrite != 0 {
@@ -294,34 +300,33 @@ func (e *evloop) copyIn(r *relay, i int) error {
 		}
 	}
 	if w < n {
-		e.h.paths.held.Add(1)
-		f.buf = chain.GetBuffer()
+		r.p.st.add(&r.p.st.Held)
+		f.buf = GetBuffer()
 		f.off, f.end = 0, copy(*f.buf, e.scratch[w:n])
 	}
 	return nil
 }
 
-// spliceIn moves what the source holds (up to MaxSplice bytes) into the
+// spliceIn moves what the source holds (up to maxSplice bytes) into the
 // flow's pipe. Only an EAGAIN, with the pipe empty, says the source is
 // drained: a short splice may have been cut by the pipe.
 func (e *evloop) spliceIn(r *relay, i int) error {
 	f := &r.d[i]
-	if !f.piped {
-		p, ok := chain.GetPipe()
-		if !ok {
+	if f.pipe == nil {
+		p, _ := pipePool.Get().(*pipe)
+		if p == nil {
 			f.splice, f.noSplice = false, true
 			return nil
 		}
-		f.pipe, f.piped = p, true
+		f.pipe = p
 	}
-	_, pw := f.pipe.FDs()
-	n, err := rawSplice(r.fd[i], pw, chain.MaxSplice)
+	n, err := rawSplice(r.fd[i], f.pipe.w, maxSplice)
 	switch {
 	case err == syscall.EINTR:
 	case err == syscall.EAGAIN:
 		r.can[i] &^= canRead
-		f.pipe.Put()
-		f.piped = false
+		pipePool.Put(f.pipe)
+		f.pipe = nil
 	case err != nil:
 		return os.NewSyscallError("splice", err)
 	case n == 0:
@@ -347,8 +352,4 @@ func (r *relay) count(e *evloop, i, n int) {
 // touch records progress on the idle clock, at the time of the loop's
 // turn: precise enough for a timeout, and one clock read per turn rather
 // than per call.
-func (r *relay) touch(e *evloop) {
-	if r.p.idle > 0 {
-		r.p.last.Store(int64(e.now.Sub(r.p.base)))
-	}
-}
+func (r *relay) touch(e *evloop) { r.p.dog.touchAt(e.now) }
