@@ -55,11 +55,11 @@ type loopFlow struct {
 	off, end int
 	pipe     *pipe // held while bulk data moves, nil otherwise
 	inPipe   int   // bytes in the pipe
-	splice   bool // bulk: from now on socket → pipe → socket
-	noSplice bool // no pipe could be had: copy to the end
-	big      int  // reads in a row of at least bulkRead bytes
-	eof      bool // the source ended
-	shut     bool // and its EOF was passed on
+	splice   bool  // bulk: from now on socket → pipe → socket
+	noSplice bool  // no pipe could be had: copy to the end
+	big      int   // reads in a row of at least bulkRead bytes
+	eof      bool  // the source ended
+	shut     bool  // and its EOF was passed on
 }
 
 // turnBudget bounds the reads of one flow per turn, so that a bulk flow
