@@ -33,9 +33,21 @@ type Stats struct {
 	Held atomic.Int64
 }
 
-func (s *Stats) add(c *atomic.Int64) {
+func (s *Stats) spliced() {
 	if s != nil {
-		c.Add(1)
+		s.Splice.Add(1)
+	}
+}
+
+func (s *Stats) buffered() {
+	if s != nil {
+		s.Buffered.Add(1)
+	}
+}
+
+func (s *Stats) held() {
+	if s != nil {
+		s.Held.Add(1)
 	}
 }
 
@@ -89,7 +101,7 @@ func (f *flow) run() error {
 			return f.direct(r)
 		}
 	}
-	f.st.add(&f.st.Buffered)
+	f.st.buffered()
 	return f.buffered()
 }
 
@@ -164,7 +176,7 @@ func (f *flow) direct(r *idleReader) error {
 			if n == BufferSize || big >= bulkReads {
 				if s, ok := newSplicer(f.dst, f.src); ok {
 					r.release()
-					f.st.add(&f.st.Splice)
+					f.st.spliced()
 					return f.splice(s, r)
 				}
 			}

@@ -88,12 +88,6 @@ func (f *loopFlow) release() {
 	}
 }
 
-// noLoop turns the event loop off, for the benchmark that measures what
-// it saves; nothing else sets it.
-var noLoop atomic.Bool
-
-func init() { noLoop.Store(os.Getenv("SLUICE_RELAY_EVENT_LOOP") == "off") }
-
 // loopRelay runs the pair on an event loop when both ends are the sockets
 // themselves, and reports false when they are not or no loop could take
 // them: the caller then copies with goroutines. It returns once both
@@ -282,7 +276,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 	}
 	if !f.noSplice && loopSplice.Load() && (n == len(e.scratch) || f.big >= bulkReads) {
 		f.splice = true
-		r.p.st.add(&r.p.st.Splice)
+		r.p.st.spliced()
 	}
 	w := 0
 	if r.can[dst]&canWrite != 0 {
@@ -300,7 +294,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 		}
 	}
 	if w < n {
-		r.p.st.add(&r.p.st.Held)
+		r.p.st.held()
 		f.buf = GetBuffer()
 		f.off, f.end = 0, copy(*f.buf, e.scratch[w:n])
 	}

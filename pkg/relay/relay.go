@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
@@ -46,6 +48,13 @@ func Relay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) error {
 	p.end()
 	return p.err
 }
+
+// noLoop turns the event loop off (SLUICE_RELAY_EVENT_LOOP=off), for the
+// benchmark that measures what the loop saves, and for tests; nothing
+// else sets it.
+var noLoop atomic.Bool
+
+func init() { noLoop.Store(os.Getenv("SLUICE_RELAY_EVENT_LOOP") == "off") }
 
 // pair is one relayed connection: the client and its upstream, copied
 // both ways, sharing an idle watchdog.
