@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -13,6 +14,8 @@ const (
 	goIOCopy = "go-iocopy"
 	goLoop   = "go-loop"
 	sluiceT  = "sluice"
+	// tokioT is the Tokio echo server sluice began as (tokio-echo/).
+	tokioT = "tokio"
 )
 
 var goBoth = []string{goIOCopy, goLoop}
@@ -67,6 +70,11 @@ func (e *env) echoTargets() ([]*target, error) {
 		return nil, err
 	}
 	ts := []*target{a, b, s}
+	if t, err := e.startTokio(); err != nil {
+		return nil, err
+	} else if t != nil {
+		ts = append(ts, t)
+	}
 	if e.o.compare != "" {
 		c, err := e.startSluiceEchoAs(compareT, e.o.compare)
 		if err != nil {
@@ -75,6 +83,29 @@ func (e *env) echoTargets() ([]*target, error) {
 		ts = append(ts, c)
 	}
 	return ts, nil
+}
+
+// startTokio starts the Tokio echo baseline on the server CPU, or returns
+// nil, with a note once, when it was not built.
+func (e *env) startTokio() (*target, error) {
+	if _, err := os.Stat(e.o.tokio); err != nil {
+		if !e.tokioNoted {
+			e.tokioNoted = true
+			e.note("Tokio comparison skipped: %s not built (make bench builds it with cargo from Debian's librust-tokio-dev: apt-get install cargo librust-tokio-dev)", e.o.tokio)
+		}
+		return nil, nil
+	}
+	p, out, err := startProc(tokioT, serverCPU, e.logPath(tokioT), e.o.tokio, "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	line, err := out.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading its address: %w", tokioT, err)
+	}
+	t := &target{name: tokioT, addr: strings.TrimSpace(line), proc: p}
+	return t, waitReady(p, t.addr)
 }
 
 // compareT is the target name of the -compare binary: another build of
@@ -146,7 +177,7 @@ func echoThroughput(e *env) error {
 		figure(c, "echo.throughput.rate", sec, "throughput", "MB/s", "MBps", false, names(ts),
 			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
 		figure(c, "echo.throughput.cpu", sec, "server CPU per GB echoed", "ms/GB", "cpu_ms_per_GB", true, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05, 0}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 1.0, 0}})...),
 	)
 	return nil
 }
@@ -166,7 +197,7 @@ func echoPingPong(e *env) error {
 		func(metric string, lower bool, target float64) []ratioSpec {
 			label := "better Go echo"
 			if metric == "cpu_us_per_op" {
-				label = "cheaper Go echo"
+				return e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", target, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 0.95, 0}})
 			}
 			return e.withCompare([]ratioSpec{{sluiceT, goBoth, label, target, 0}})
 		})...)

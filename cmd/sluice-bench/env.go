@@ -29,6 +29,8 @@ type env struct {
 	seq   int
 	// nofile is RLIMIT_NOFILE of the harness and its servers.
 	nofile uint64
+	// tokioNoted is set once the missing Tokio baseline was noted.
+	tokioNoted bool
 }
 
 func newEnv(o runOpts, res *Results) *env { return &env{o: o, res: res} }
