@@ -93,12 +93,8 @@ func (e *env) startSluiceArgs(name, bin, cfgPath, addr string, extra ...string) 
 	return e.startSluiceFull(name, bin, cfgPath, addr, nil, extra...)
 }
 
-// startSluiceEnv runs the sluice under test on cfgPath with env (KEY=VALUE)
-// added to its environment.
-func (e *env) startSluiceEnv(name, cfgPath, addr string, env []string) (*target, error) {
-	return e.startSluiceFull(name, e.o.sluice, cfgPath, addr, env)
-}
-
+// startSluiceFull runs bin on cfgPath with env (KEY=VALUE) added to its
+// environment and extra run flags.
 func (e *env) startSluiceFull(name, bin, cfgPath, addr string, env []string, extra ...string) (*target, error) {
 	argv := append([]string{bin, "run", "-c", cfgPath}, extra...)
 	// Only the build under test runs in-process for profiling; a -compare

@@ -63,6 +63,13 @@ func (e *env) proxyTargets(extra ...string) (ts []*target, ok bool, err error) {
 		return nil, false, err
 	}
 	ts = append(ts, s)
+	if e.o.compare != "" {
+		c, err := e.startSluiceProxyBin(compareT, e.o.compare, up.addr)
+		if err != nil {
+			return nil, false, err
+		}
+		ts = append(ts, c)
+	}
 	for _, x := range extra {
 		var t *target
 		switch x {
@@ -94,6 +101,10 @@ func (e *env) proxyTargets(extra ...string) (ts []*target, ok bool, err error) {
 // startSluiceProxy runs sluice as target name, proxying to upstream, with
 // env added to its environment.
 func (e *env) startSluiceProxy(name, upstream string, env ...string) (*target, error) {
+	return e.startSluiceProxyBin(name, e.o.sluice, upstream, env...)
+}
+
+func (e *env) startSluiceProxyBin(name, bin, upstream string, env ...string) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -102,7 +113,7 @@ func (e *env) startSluiceProxy(name, upstream string, env ...string) (*target, e
 	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceProxyConfig, addr, upstream), 0o644); err != nil {
 		return nil, err
 	}
-	return e.startSluiceEnv(name, path, addr, env)
+	return e.startSluiceFull(name, bin, path, addr, env)
 }
 
 func proxyThroughput(e *env) error {
@@ -123,7 +134,8 @@ func proxyThroughput(e *env) error {
 			ratioSpec{sluiceProxyT, haproxyBoth, "better HAProxy", 0, 0}),
 		figure(c, "proxy.throughput.cpu", sec, "proxy CPU per GB", "ms/GB", "cpu_ms_per_GB", true, names(ts),
 			ratioSpec{sluiceProxyT, haproxyBoth, "cheaper HAProxy", 1.0, 0},
-			ratioSpec{sluiceProxyT, []string{sluiceEchoT}, "2 × sluice splice echo (floor)", 1.25, 2}),
+			ratioSpec{sluiceProxyT, []string{sluiceEchoT}, "2 × sluice splice echo (floor)", 1.25, 2},
+			ratioSpec{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0}),
 	)
 	return nil
 }
@@ -146,6 +158,7 @@ func proxyPingPong(e *env) error {
 					{sluiceProxyT, haproxyBoth, "cheaper HAProxy", 1.0, 0},
 					// The event loop stays only while it saves 10 %.
 					{sluiceProxyT, []string{sluiceGoroutT}, "event loop off", 0.90, 0},
+					{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0},
 				}
 			}
 			return []ratioSpec{

@@ -256,6 +256,9 @@ func (e *evloop) turn(l *loop) bool {
 			}
 			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				r.can[side] |= canWrite
+				if r.out[side] {
+					e.watchOut(r, int(side), false)
+				}
 			}
 			e.service(r)
 		}
@@ -336,16 +339,37 @@ func (e *evloop) register(r *relay) {
 	e.slots[slot] = r
 	e.n++
 	for side, fd := range r.fd {
-		ev := unix.EpollEvent{
-			Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET,
-			Fd:     slot,
-			Pad:    int32(r.gen<<1) | int32(side),
-		}
+		// A connected socket can take bytes; EPOLLOUT is watched only
+		// once a write would block (see watchOut).
+		r.can[side] |= canWrite
+		ev := unix.EpollEvent{Events: readEvents, Fd: slot, Pad: int32(r.gen<<1) | int32(side)}
 		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			e.finish(r, os.NewSyscallError("epoll_ctl", err))
 			return
 		}
 	}
+}
+
+// readEvents are what the loop always watches on a socket, edge-triggered.
+const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
+// watchOut adds EPOLLOUT to a socket's events when a write would block,
+// and takes it off once the socket took bytes again. Watched all the
+// time, EPOLLOUT would wake the loop on every ACK that frees room in a
+// send buffer: during bulk transfers, most of its wake-ups, each one a
+// trip through the scheduler for nothing to do. Re-adding it reports the
+// socket at once if it became writable meanwhile, so no edge is lost.
+func (e *evloop) watchOut(r *relay, side int, on bool) {
+	ev := unix.EpollEvent{Events: readEvents, Fd: r.slot, Pad: int32(r.gen<<1) | int32(side)}
+	if on {
+		ev.Events |= unix.EPOLLOUT
+	}
+	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, r.fd[side], &ev); err != nil {
+		// Without the event the flow would wait for ever: end it.
+		e.finish(r, os.NewSyscallError("epoll_ctl", err))
+		return
+	}
+	r.out[side] = on
 }
 
 // finish ends r: its descriptors closed, its pipes and buffers given

@@ -33,6 +33,7 @@ type relay struct {
 	slot   int32
 	gen    uint32
 	can    [2]uint8 // by side: canRead, canWrite, peerShut
+	out    [2]bool  // by side: EPOLLOUT watched (see watchOut)
 	queued bool     // in the loop's again list
 	ended  bool
 	err    error
@@ -160,7 +161,11 @@ func (e *evloop) service(r *relay) {
 		return
 	}
 	for i := range r.d {
-		if err := e.move(r, i); err != nil {
+		err := e.move(r, i)
+		if r.ended {
+			return // watchOut failed and ended it
+		}
+		if err != nil {
 			if i == 0 {
 				err = fmt.Errorf("client to upstream: %w", err)
 			} else {
@@ -199,7 +204,7 @@ func (e *evloop) move(r *relay, i int) error {
 			switch err {
 			case nil, syscall.EINTR:
 			case syscall.EAGAIN:
-				r.can[dst] &^= canWrite
+				e.blocked(r, dst)
 				return nil
 			default:
 				return os.NewSyscallError(op, err)
@@ -284,7 +289,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 		switch err {
 		case nil:
 		case syscall.EAGAIN, syscall.EINTR:
-			r.can[dst] &^= canWrite
+			e.blocked(r, dst)
 			w = 0
 		default:
 			return os.NewSyscallError("write", err)
@@ -330,6 +335,15 @@ func (e *evloop) spliceIn(r *relay, i int) error {
 		r.touch(e)
 	}
 	return nil
+}
+
+// blocked notes that side's socket would block a write, and watches it
+// for room.
+func (e *evloop) blocked(r *relay, side int) {
+	r.can[side] &^= canWrite
+	if !r.out[side] {
+		e.watchOut(r, side, true)
+	}
 }
 
 // count adds n bytes written by flow i to the connection's counters and
