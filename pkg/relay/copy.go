@@ -63,7 +63,7 @@ func Copy(c *chain.Conn, dst, src net.Conn, dir Dir, st *Stats) error {
 		f.dl.conns[1] = dst
 	}
 	if err := f.run(); err != nil {
-		return timeoutAsIdle(err)
+		return err
 	}
 	chain.CloseWrite(dst)
 	return nil
@@ -141,16 +141,26 @@ func (f *flow) write(p []byte) error {
 		f.count(w)
 	}
 	if err != nil {
-		return fmt.Errorf("write: %w", err)
+		return fmt.Errorf("write: %w", f.idleErr(err))
 	}
 	return nil
 }
 
-func endOf(err error) error {
+// end turns a read's error into the flow's end: nil at EOF.
+func (f *flow) end(err error) error {
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
-	return fmt.Errorf("read: %w", err)
+	return fmt.Errorf("read: %w", f.idleErr(err))
+}
+
+// idleErr reports a deadline expiry as chain.ErrIdleTimeout when the
+// deadline is the flow's idle timeout.
+func (f *flow) idleErr(err error) error {
+	if f.dl.idle > 0 {
+		return timeoutAsIdle(err)
+	}
+	return err
 }
 
 // direct copies on the sockets themselves, and switches for good to
@@ -182,7 +192,7 @@ func (f *flow) direct(r *idleReader) error {
 			}
 		}
 		if rerr != nil {
-			return endOf(rerr)
+			return f.end(rerr)
 		}
 	}
 }
@@ -214,10 +224,10 @@ func (f *flow) splice(s *splicer, r *idleReader) error {
 			}
 			r.release()
 			if rerr != nil {
-				return endOf(rerr)
+				return f.end(rerr)
 			}
 		default:
-			return fmt.Errorf("splice: %w", err)
+			return fmt.Errorf("splice: %w", f.idleErr(err))
 		}
 	}
 }
@@ -239,7 +249,7 @@ func (f *flow) buffered() error {
 			}
 		}
 		if rerr != nil {
-			return endOf(rerr)
+			return f.end(rerr)
 		}
 	}
 }
