@@ -78,12 +78,6 @@ func (e *env) startGo(name, variant string, cpu int) (*target, error) {
 	return t, waitReady(p, t.addr)
 }
 
-// startSluice writes cfg (a YAML body with %s placeholders filled by the
-// caller) and runs sluice on it, on the server CPU.
-func (e *env) startSluice(name, cfgPath, addr string) (*target, error) {
-	return e.startSluiceBin(name, e.o.sluice, cfgPath, addr)
-}
-
 func (e *env) startSluiceBin(name, bin, cfgPath, addr string) (*target, error) {
 	return e.startSluiceArgs(name, bin, cfgPath, addr)
 }
