@@ -13,7 +13,7 @@ import (
 )
 
 // Relay copies c and up both ways until both directions have ended (each
-// end passed on as a half-close) or one fails, then closes both. Bytes
+// end passed on as a half-close) or one fails, which closes both. Bytes
 // from the client count as c's bytes in, bytes to it as its bytes out.
 // It ends with chain.ErrIdleTimeout once nothing moved either way for c's
 // idle timeout. A forced drain (ctx cancelled, or the supervisor closing
