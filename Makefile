@@ -77,9 +77,10 @@ BENCH_HAPROXY ?=
 BENCH_BEFORE  := $(wildcard docs/benchmarks-before.json)
 
 .PHONY: bench
-bench: build ## benchmark sluice against bare Go echo servers and HAProxy (~4 min; writes docs/benchmarks.md)
+bench: build ## benchmark sluice against bare Go echo servers, Tokio and HAProxy (~5 min; writes docs/benchmarks.md)
 	@if [ "$(BENCH_HAPROXY)" = install ] && ! command -v haproxy >/dev/null 2>&1; then \
 	  echo "installing haproxy from Debian"; apt-get update -qq && apt-get install -y haproxy; fi
 	$(GO) build -trimpath -o $(BENCH_BIN) ./cmd/sluice-bench
+	@cmd/sluice-bench/tokio-echo/build.sh bin/tokio-echo
 	./$(BENCH_BIN) run -sluice $(BIN) $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE)) $(BENCH_FLAGS)
 # --- end bench ---------------------------------------------------------------

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -43,15 +45,15 @@ func TestRatioPicksBaselineByMedian(t *testing.T) {
 		c.add("b", map[string]float64{"cpu": r.b})
 		c.add("s", map[string]float64{"cpu": r.s})
 	}
-	if got := c.ratio("s", []string{"a", "b"}, "cpu", true); math.Abs(got-1.1) > 1e-9 {
+	if got := c.ratio("s", []string{"a", "b"}, "cpu", true, 1); math.Abs(got-1.1) > 1e-9 {
 		t.Errorf("ratio = %v, want 1.1 (against a, the lower median)", got)
 	}
 	// Higher is better: b has the higher median; per round s/b is
 	// 11/12, 10/9 and 12/12.
-	if got := c.ratio("s", []string{"a", "b"}, "cpu", false); math.Abs(got-1) > 1e-9 {
+	if got := c.ratio("s", []string{"a", "b"}, "cpu", false, 0); math.Abs(got-1) > 1e-9 {
 		t.Errorf("ratio = %v, want 1 (against b)", got)
 	}
-	f := figure(c, "k", "sec", "name", "u", "cpu", true, []string{"a", "b", "s"}, ratioSpec{"s", []string{"a", "b"}, "cheaper", 1.05})
+	f := figure(c, "k", "sec", "name", "u", "cpu", true, []string{"a", "b", "s"}, ratioSpec{"s", []string{"a", "b"}, "cheaper", 1.05, 0})
 	if len(f.Values) != 3 || f.Values[2].Median != 11 || f.Ratios[0].Met(true) {
 		t.Errorf("figure = %+v: want medians and a missed 1.05 target", f)
 	}
@@ -142,7 +144,7 @@ func TestReportRenders(t *testing.T) {
 	c.add(sluiceT, map[string]float64{"cpu": 10.2})
 	res := &Results{Machine: Machine{CPU: "test"}, Rounds: 1, Commit: "abc",
 		Figures: []Figure{figure(c, "echo.pingpong.cpu", "Echo ping-pong", "server CPU per ping-pong", "µs/op", "cpu", true,
-			[]string{goIOCopy, goLoop, sluiceT}, ratioSpec{sluiceT, goBoth, "cheaper Go echo", 1.05})}}
+			[]string{goIOCopy, goLoop, sluiceT}, ratioSpec{sluiceT, goBoth, "cheaper Go echo", 1.05, 0})}}
 	out := t.TempDir() + "/b"
 	if err := writeReport(res, out, ""); err != nil {
 		t.Fatal(err)

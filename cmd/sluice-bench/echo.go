@@ -1,8 +1,11 @@
+//go:build linux
+
 package main
 
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -11,6 +14,8 @@ const (
 	goIOCopy = "go-iocopy"
 	goLoop   = "go-loop"
 	sluiceT  = "sluice"
+	// tokioT is the Tokio echo server sluice began as (tokio-echo/).
+	tokioT = "tokio"
 )
 
 var goBoth = []string{goIOCopy, goLoop}
@@ -65,6 +70,11 @@ func (e *env) echoTargets() ([]*target, error) {
 		return nil, err
 	}
 	ts := []*target{a, b, s}
+	if t, err := e.startTokio(); err != nil {
+		return nil, err
+	} else if t != nil {
+		ts = append(ts, t)
+	}
 	if e.o.compare != "" {
 		c, err := e.startSluiceEchoAs(compareT, e.o.compare)
 		if err != nil {
@@ -73,6 +83,29 @@ func (e *env) echoTargets() ([]*target, error) {
 		ts = append(ts, c)
 	}
 	return ts, nil
+}
+
+// startTokio starts the Tokio echo baseline on the server CPU, or returns
+// nil, with a note once, when it was not built.
+func (e *env) startTokio() (*target, error) {
+	if _, err := os.Stat(e.o.tokio); err != nil {
+		if !e.tokioNoted {
+			e.tokioNoted = true
+			e.note("Tokio comparison skipped: %s not built (make bench builds it with cargo from Debian's librust-tokio-dev: apt-get install cargo librust-tokio-dev)", e.o.tokio)
+		}
+		return nil, nil
+	}
+	p, out, err := startProc(tokioT, serverCPU, e.logPath(tokioT), e.o.tokio, "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	line, err := out.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading its address: %w", tokioT, err)
+	}
+	t := &target{name: tokioT, addr: strings.TrimSpace(line), proc: p}
+	return t, waitReady(p, t.addr)
 }
 
 // compareT is the target name of the -compare binary: another build of
@@ -84,7 +117,7 @@ func (e *env) withCompare(rs []ratioSpec) []ratioSpec {
 	if e.o.compare == "" || len(rs) == 0 {
 		return rs
 	}
-	return append(rs, ratioSpec{sluiceT, []string{compareT}, "the -compare build", 0})
+	return append(rs, ratioSpec{sluiceT, []string{compareT}, "the -compare build", 0, 0})
 }
 
 // rounds warms every target up, then measures them in turn, round after
@@ -142,9 +175,9 @@ func echoThroughput(e *env) error {
 	const sec = "Echo throughput (10 connections, 16 KiB writes)"
 	e.res.Figures = append(e.res.Figures,
 		figure(c, "echo.throughput.rate", sec, "throughput", "MB/s", "MBps", false, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
 		figure(c, "echo.throughput.cpu", sec, "server CPU per GB echoed", "ms/GB", "cpu_ms_per_GB", true, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 1.0, 0}})...),
 	)
 	return nil
 }
@@ -164,9 +197,9 @@ func echoPingPong(e *env) error {
 		func(metric string, lower bool, target float64) []ratioSpec {
 			label := "better Go echo"
 			if metric == "cpu_us_per_op" {
-				label = "cheaper Go echo"
+				return e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", target, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 0.95, 0}})
 			}
-			return e.withCompare([]ratioSpec{{sluiceT, goBoth, label, target}})
+			return e.withCompare([]ratioSpec{{sluiceT, goBoth, label, target, 0}})
 		})...)
 	return nil
 }
@@ -196,9 +229,9 @@ func echoConnRate(e *env) error {
 	const sec = "Connection rate (connect, one 64-byte round trip, close; 4 clients)"
 	e.res.Figures = append(e.res.Figures,
 		figure(c, "echo.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
 		figure(c, "echo.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 0}})...),
+			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 0, 0}})...),
 	)
 	return nil
 }
@@ -262,7 +295,7 @@ func idleRSS(e *env) error {
 		e.stopAll()
 	}
 	f := figure(c, "idle.rss", fmt.Sprintf("Memory (%d idle connections)", n), "RSS per idle connection", "KiB", "kib", true, order,
-		ratioSpec{sluiceT, goBoth, "leaner Go echo", 0})
+		ratioSpec{sluiceT, goBoth, "leaner Go echo", 0, 0})
 	f.Limit = 12
 	e.res.Figures = append(e.res.Figures, f)
 	return nil

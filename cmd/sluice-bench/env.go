@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -27,6 +29,8 @@ type env struct {
 	seq   int
 	// nofile is RLIMIT_NOFILE of the harness and its servers.
 	nofile uint64
+	// tokioNoted is set once the missing Tokio baseline was noted.
+	tokioNoted bool
 }
 
 func newEnv(o runOpts, res *Results) *env { return &env{o: o, res: res} }
@@ -74,18 +78,18 @@ func (e *env) startGo(name, variant string, cpu int) (*target, error) {
 	return t, waitReady(p, t.addr)
 }
 
-// startSluice writes cfg (a YAML body with %s placeholders filled by the
-// caller) and runs sluice on it, on the server CPU.
-func (e *env) startSluice(name, cfgPath, addr string) (*target, error) {
-	return e.startSluiceBin(name, e.o.sluice, cfgPath, addr)
-}
-
 func (e *env) startSluiceBin(name, bin, cfgPath, addr string) (*target, error) {
 	return e.startSluiceArgs(name, bin, cfgPath, addr)
 }
 
 // startSluiceArgs runs bin on cfgPath with extra run flags.
 func (e *env) startSluiceArgs(name, bin, cfgPath, addr string, extra ...string) (*target, error) {
+	return e.startSluiceFull(name, bin, cfgPath, addr, nil, extra...)
+}
+
+// startSluiceFull runs bin on cfgPath with env (KEY=VALUE) added to its
+// environment and extra run flags.
+func (e *env) startSluiceFull(name, bin, cfgPath, addr string, env []string, extra ...string) (*target, error) {
 	argv := append([]string{bin, "run", "-c", cfgPath}, extra...)
 	// Only the build under test runs in-process for profiling; a -compare
 	// build is a binary of its own.
@@ -95,6 +99,11 @@ func (e *env) startSluiceArgs(name, bin, cfgPath, addr string, extra ...string) 
 			return nil, err
 		}
 		argv = append([]string{self, "sluice", "-c", cfgPath}, e.profFlags(name)...)
+	}
+	if len(env) > 0 {
+		// env(1) execs the server in its place: the measured PID is
+		// the server's.
+		argv = append(append([]string{"env"}, env...), argv...)
 	}
 	p, _, err := startProc(name, serverCPU, e.logPath(name), argv...)
 	if err != nil {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command sluice-bench is sluice's benchmark harness: baseline servers,
 // a load generator and the orchestrator behind `make bench`.
 //

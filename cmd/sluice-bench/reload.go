@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -224,7 +226,7 @@ func (e *env) reloadRounds(tr reloadTrigger, marker string, hasWatch bool) error
 	e.res.Figures = append(e.res.Figures,
 		figure(c, "reload."+tr.key, sec, fmt.Sprintf("reload latency, %d connections open", n), "ms", "ms", true,
 			[]string{zero.t.name, loaded.t.name},
-			ratioSpec{loaded.t.name, []string{zero.t.name}, "no connections open", 0}))
+			ratioSpec{loaded.t.name, []string{zero.t.name}, "no connections open", 0, 0}))
 	return nil
 }
 

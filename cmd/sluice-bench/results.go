@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -100,7 +102,10 @@ func (c *collector) median(target, metric string) float64 {
 // the best of baselines by median. Picking the better one per round
 // instead would compare with the minimum of two noisy samples, which is
 // biased low: it would charge the subject for the noise.
-func (c *collector) ratio(subject string, baselines []string, metric string, lower bool) float64 {
+func (c *collector) ratio(subject string, baselines []string, metric string, lower bool, scale float64) float64 {
+	if scale == 0 {
+		scale = 1
+	}
 	base := ""
 	best := math.NaN()
 	for _, b := range baselines {
@@ -122,7 +127,7 @@ func (c *collector) ratio(subject string, baselines []string, metric string, low
 			continue
 		}
 		if v, ok := c.rounds[base][r][metric]; ok && v != 0 {
-			xs = append(xs, s/v)
+			xs = append(xs, s/(scale*v))
 		}
 	}
 	return median(xs)
@@ -146,6 +151,9 @@ type ratioSpec struct {
 	baselines []string
 	label     string
 	target    float64
+	// scale multiplies the baseline (0: 1), for a floor such as "twice
+	// the echo's cost".
+	scale float64
 }
 
 // figure turns a collector's metric into a Figure over targets.
@@ -163,7 +171,7 @@ func figure(c *collector, key, section, name, unit, metric string, lower bool, t
 		}
 	}
 	for _, r := range ratios {
-		m := c.ratio(r.subject, r.baselines, metric, lower)
+		m := c.ratio(r.subject, r.baselines, metric, lower, r.scale)
 		if math.IsNaN(m) {
 			continue // a baseline that was not measured (HAProxy missing)
 		}

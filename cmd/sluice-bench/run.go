@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -28,6 +30,7 @@ type runOpts struct {
 	before   string
 	profile  string
 	compare  string
+	tokio    string
 	workdir  string
 }
 
@@ -49,7 +52,8 @@ func runCmd(args []string) error {
 	fs.IntVar(&o.idleN, "idle-conns", 10000, "connections held open for the RSS figure")
 	fs.IntVar(&o.reloadN, "reload-conns", 1000, "connections held open during the reload figure")
 	fs.StringVar(&o.before, "before", "", "a results JSON file from an earlier run, shown as the 'before' column")
-	fs.StringVar(&o.compare, "compare", "", "another sluice binary to measure in the same rounds as sluice-compare (A/B a change; echo figures)")
+	fs.StringVar(&o.tokio, "tokio", "bin/tokio-echo", "the Tokio echo baseline (cmd/sluice-bench/tokio-echo, built by make bench); skipped with a note when missing")
+	fs.StringVar(&o.compare, "compare", "", "another sluice binary to measure in the same rounds as sluice-compare (A/B a change; echo and proxy figures)")
 	fs.StringVar(&o.profile, "profile", "", "run sluice in-process (sluice-bench sluice) and write CPU and heap profiles of every server into this directory")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -96,15 +96,3 @@ func TestConnCountsAndWrap(t *testing.T) {
 		t.Error("wrapped conn not reported")
 	}
 }
-
-func TestBufferPool(t *testing.T) {
-	b := chain.GetBuffer()
-	if len(*b) != chain.BufferSize {
-		t.Fatalf("buffer size %d", len(*b))
-	}
-	chain.PutBuffer(b)
-	allocs := testing.AllocsPerRun(100, func() { chain.PutBuffer(chain.GetBuffer()) })
-	if allocs > 0 {
-		t.Errorf("pool allocates %.1f per get/put", allocs)
-	}
-}

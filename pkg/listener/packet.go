@@ -4,27 +4,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/relay"
 )
-
-// MaxDatagram is the size of the buffer a datagram is read into: the
-// largest UDP payload over IPv4 and IPv6 (without jumbograms) fits, so no
-// datagram is ever silently truncated.
-const MaxDatagram = 64 << 10
-
-var datagramPool = sync.Pool{New: func() any { b := make([]byte, MaxDatagram); return &b }}
-
-// GetDatagramBuffer takes a MaxDatagram-sized buffer from a shared pool.
-// Code that reads datagrams from many sockets (one per proxied UDP flow)
-// should take one only when a datagram is there to read, so that a quiet
-// flow holds none.
-func GetDatagramBuffer() *[]byte { return datagramPool.Get().(*[]byte) }
-
-// PutDatagramBuffer returns a buffer taken with GetDatagramBuffer.
-func PutDatagramBuffer(b *[]byte) { datagramPool.Put(b) }
 
 // ReadPackets runs pc's read loop until pc is closed, handing each
 // datagram to handle, which runs on the loop's goroutine: b is only valid
@@ -33,8 +18,8 @@ func PutDatagramBuffer(b *[]byte) { datagramPool.Put(b) }
 // backoff as accept errors, so a failing socket slows the loop down
 // instead of spinning it.
 func ReadPackets(pc *net.UDPConn, log hclog.Logger, handle func(b []byte, from netip.AddrPort)) error {
-	bufp := GetDatagramBuffer()
-	defer PutDatagramBuffer(bufp)
+	bufp := relay.GetDatagramBuffer()
+	defer relay.PutDatagramBuffer(bufp)
 	buf := *bufp
 	var delay time.Duration
 	for {

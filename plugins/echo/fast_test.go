@@ -27,12 +27,10 @@ type outcome struct {
 }
 
 // run accepts one connection and serves echo on it (through a wrapper
-// when wrap is set), counting switches to splice.
-func run(t *testing.T, idle time.Duration, wrap bool) (*net.TCPConn, <-chan outcome, *atomic.Int32) {
+// when wrap is set); the handler's stats count switches to splice.
+func run(t *testing.T, idle time.Duration, wrap bool) (*net.TCPConn, <-chan outcome, *atomic.Int64) {
 	t.Helper()
-	var spliced atomic.Int32
-	testHookSplice = func() { spliced.Add(1) }
-	t.Cleanup(func() { testHookSplice = nil })
+	h := &Handler{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +49,7 @@ func run(t *testing.T, idle time.Duration, wrap bool) (*net.TCPConn, <-chan outc
 			c.Conn = wrapped{nc}
 		}
 		start := time.Now()
-		err = (&Handler{}).ServeStream(context.Background(), c)
+		err = h.ServeStream(context.Background(), c)
 		res <- outcome{err, c.BytesIn(), c.BytesOut(), time.Since(start)}
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
@@ -60,7 +58,7 @@ func run(t *testing.T, idle time.Duration, wrap bool) (*net.TCPConn, <-chan outc
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	return c.(*net.TCPConn), res, &spliced
+	return c.(*net.TCPConn), res, &h.paths.Splice
 }
 
 func TestBulkSwitchesToSplice(t *testing.T) {
@@ -81,7 +79,7 @@ func TestBulkSwitchesToSplice(t *testing.T) {
 			t.Errorf("wrap=%v: result %+v, want nil error and %d bytes each way", wrap, r, len(payload))
 		}
 		// Behind a wrapper the bytes must go through it: no splice.
-		if want := map[bool]int32{false: 1, true: 0}[wrap]; spliced.Load() != want {
+		if want := map[bool]int64{false: 1, true: 0}[wrap]; spliced.Load() != want {
 			t.Errorf("wrap=%v: %d switches to splice, want %d", wrap, spliced.Load(), want)
 		}
 	}
@@ -159,9 +157,8 @@ func TestIdleTimeoutAfterSplice(t *testing.T) {
 // TestUnixBulkSplices: a Unix stream socket takes the same paths as TCP,
 // splice included, with every byte back and half-close honoured.
 func TestUnixBulkSplices(t *testing.T) {
-	var spliced atomic.Int32
-	testHookSplice = func() { spliced.Add(1) }
-	t.Cleanup(func() { testHookSplice = nil })
+	h := &Handler{}
+	spliced := &h.paths.Splice
 	ln, err := net.Listen("unix", t.TempDir()+"/echo.sock")
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +172,7 @@ func TestUnixBulkSplices(t *testing.T) {
 			return
 		}
 		defer nc.Close()
-		res <- (&Handler{}).ServeStream(context.Background(), chain.NewConn(nc, 1, "t", time.Minute, nil))
+		res <- h.ServeStream(context.Background(), chain.NewConn(nc, 1, "t", time.Minute, nil))
 	}()
 	c, err := net.Dial("unix", ln.Addr().String())
 	if err != nil {

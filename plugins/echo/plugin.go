@@ -6,6 +6,7 @@ package echo
 import (
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/registry"
+	"github.com/sluice-dev/sluice/pkg/relay"
 )
 
 // Name is the handler's name in a chain.
@@ -16,6 +17,10 @@ func init() {
 }
 
 // Handler is the echo handler. It has no options.
-type Handler struct{}
+type Handler struct {
+	// paths counts the copy paths taken, so that a test can see bulk
+	// data reach splice(2).
+	paths relay.Stats
+}
 
 var _ chain.StreamHandler = (*Handler)(nil)

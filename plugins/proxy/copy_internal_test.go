@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,7 +85,7 @@ func TestCopyPaths(t *testing.T) {
 			if c.BytesIn() != int64(len(payload)) || c.BytesOut() != int64(len(payload)) {
 				t.Errorf("counted in/out %d/%d, want %d each", c.BytesIn(), c.BytesOut(), len(payload))
 			}
-			if s, b := h.paths.splice.Load(), h.paths.buffered.Load(); s != tt.splice || b != tt.buffered {
+			if s, b := h.paths.Splice.Load(), h.paths.Buffered.Load(); s != tt.splice || b != tt.buffered {
 				t.Errorf("paths splice/buffered = %d/%d, want %d/%d", s, b, tt.splice, tt.buffered)
 			}
 		})
@@ -184,23 +183,3 @@ func TestPoolOrder(t *testing.T) {
 type nopCounter struct{}
 
 func (nopCounter) Inc() {}
-
-// TestPairStopsOnce: concurrent stops keep the first reason.
-func TestPairStopsOnce(t *testing.T) {
-	a, b := net.Pipe()
-	defer a.Close()
-	defer b.Close()
-	p := &pair{c: chain.NewConn(a, 1, "t", 0, hclog.NewNullLogger()), up: b}
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.stop(io.ErrUnexpectedEOF)
-		}()
-	}
-	wg.Wait()
-	if p.err != io.ErrUnexpectedEOF {
-		t.Fatalf("err = %v", p.err)
-	}
-}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/registry"
+	"github.com/sluice-dev/sluice/pkg/relay"
 )
 
 // Name is the handler's name in a chain.
@@ -46,9 +47,7 @@ type Handler struct {
 	log     hclog.Logger
 	// paths counts the copy paths taken, so that a test can see that an
 	// unwrapped TCP connection reached the kernel's splice path.
-	paths pathStats
-	// loops relay the pairs of plain sockets (see loopPair).
-	loops loopSet
+	paths relay.Stats
 
 	// relays counts the goroutines that carry UDP replies back; Close
 	// waits for them. closed refuses new ones once Close has begun.

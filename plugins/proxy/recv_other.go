@@ -5,14 +5,14 @@ package proxy
 import (
 	"net"
 
-	"github.com/sluice-dev/sluice/pkg/listener"
+	"github.com/sluice-dev/sluice/pkg/relay"
 )
 
 // recvLoop reads datagrams from c and hands each to handle, until an
 // error. Without RawConn readiness the buffer is held while waiting.
 func recvLoop(c *net.UDPConn, handle func([]byte)) error {
-	bufp := listener.GetDatagramBuffer()
-	defer listener.PutDatagramBuffer(bufp)
+	bufp := relay.GetDatagramBuffer()
+	defer relay.PutDatagramBuffer(bufp)
 	for {
 		n, err := c.Read(*bufp)
 		if err != nil {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/sluice-dev/sluice/pkg/listener"
+	"github.com/sluice-dev/sluice/pkg/relay"
 )
 
 // recvLoop reads datagrams from c and hands each to handle, until an
@@ -26,7 +26,7 @@ func recvLoop(c *net.UDPConn, handle func([]byte)) error {
 			bufp *[]byte
 		)
 		err := rc.Read(func(fd uintptr) bool {
-			bufp = listener.GetDatagramBuffer()
+			bufp = relay.GetDatagramBuffer()
 			for {
 				n, rerr = syscall.Read(int(fd), *bufp)
 				if rerr != syscall.EINTR {
@@ -34,7 +34,7 @@ func recvLoop(c *net.UDPConn, handle func([]byte)) error {
 				}
 			}
 			if rerr == syscall.EAGAIN {
-				listener.PutDatagramBuffer(bufp)
+				relay.PutDatagramBuffer(bufp)
 				bufp = nil
 				return false // wait until readable
 			}
@@ -45,11 +45,11 @@ func recvLoop(c *net.UDPConn, handle func([]byte)) error {
 		}
 		if err != nil {
 			if bufp != nil {
-				listener.PutDatagramBuffer(bufp)
+				relay.PutDatagramBuffer(bufp)
 			}
 			return err
 		}
 		handle((*bufp)[:n])
-		listener.PutDatagramBuffer(bufp)
+		relay.PutDatagramBuffer(bufp)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/relay"
 )
 
 // spliceChildEnv, when set, makes this test binary the child that
@@ -53,7 +53,7 @@ func TestSpliceReachesKernel(t *testing.T) {
 				// Each direction copies its first reads, until they show
 				// bulk data (at most bulkReads buffers), then splices the
 				// rest: socket → pipe → socket, each byte counted twice.
-				if want := int64(4 * (spliceSize - 4*chain.BufferSize)); moved < want {
+				if want := int64(4 * (spliceSize - 4*relay.BufferSize)); moved < want {
 					t.Fatalf("splice moved %d bytes, want at least %d", moved, want)
 				}
 			case "wrapped":

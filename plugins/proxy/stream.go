@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/fdbudget"
+	"github.com/sluice-dev/sluice/pkg/relay"
 )
 
 // ErrNoUpstream is what a connection ends with when no upstream could be
@@ -44,7 +45,7 @@ func (e *noUpstreamError) Unwrap() error { return ErrNoUpstream }
 const maxTries = 16
 
 // ServeStream connects to an upstream, trying the next one when a connect
-// fails, then copies bytes both ways until both sides are done.
+// fails, then relays bytes both ways until both sides are done.
 func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 	up, u, err := h.dial(ctx, c)
 	if err != nil {
@@ -53,7 +54,12 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 	u.active.Add(1)
 	defer u.active.Add(-1)
 	defer up.Close()
-	return h.pipe(ctx, c, up, u.url)
+	// relay counts the bytes, enforces the idle timeout and, between the
+	// sockets themselves, splices bulk data and runs the event loop.
+	if err := relay.Relay(ctx, c, up, &h.paths); err != nil {
+		return fmt.Errorf("proxy: %s: %w", u.url, err)
+	}
+	return nil
 }
 
 // dial connects to the first upstream of the balance's order that

@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package relay
 
 import (
 	"fmt"
@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
 // Why an event loop: two goroutines per pair, each parked in Go's poller,
@@ -29,28 +27,26 @@ import (
 // loop with nothing to do parks as a goroutine, not as a thread blocked
 // in epoll_wait.
 
-// loopSet is a handler's loops: one per GOMAXPROCS, each started on its
-// first pair and ended when its last pair ends, so that a handler with no
-// stream connection runs no goroutine and holds no descriptor.
+// loopSet is the process's loops: one per GOMAXPROCS, each started on its
+// first pair and ended when its last pair ends, so that a sluice with no
+// stream connection runs no loop goroutine and holds no descriptor.
 type loopSet struct {
 	once  sync.Once
 	loops []loop
 	next  atomic.Uint32
 }
 
-func (s *loopSet) pick(h *Handler) *loop {
+var loops loopSet
+
+func (s *loopSet) pick() *loop {
 	s.once.Do(func() {
 		s.loops = make([]loop, runtime.GOMAXPROCS(0))
-		for i := range s.loops {
-			s.loops[i].h = h
-		}
 	})
 	return &s.loops[int(s.next.Add(1))%len(s.loops)]
 }
 
 // loop hands relays to its running evloop, starting one when none runs.
 type loop struct {
-	h   *Handler
 	mu  sync.Mutex
 	run *evloop // nil when no goroutine runs
 }
@@ -58,7 +54,6 @@ type loop struct {
 // evloop is one run of a loop's goroutine, with its epoll instance and an
 // eventfd through which other goroutines wake it for new work.
 type evloop struct {
-	h    *Handler
 	file *os.File // the epoll instance, as Go's poller knows it
 	epfd int
 	evfd int
@@ -85,8 +80,8 @@ const (
 )
 
 // testHookTurn, when set by a test, runs at the start of every turn with
-// the loop's handler.
-var testHookTurn atomic.Pointer[func(*Handler)]
+// the loop.
+var testHookTurn atomic.Pointer[func(*evloop)]
 
 // wakeSlot marks the eventfd's epoll events.
 const wakeSlot = -1
@@ -97,7 +92,7 @@ func (l *loop) add(r *relay) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.run == nil {
-		ev, err := newEvloop(l.h)
+		ev, err := newEvloop()
 		if err != nil {
 			return false
 		}
@@ -129,7 +124,7 @@ func (l *loop) kill(r *relay, err error) {
 	}
 }
 
-func newEvloop(h *Handler) (*evloop, error) {
+func newEvloop() (*evloop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -152,7 +147,7 @@ func newEvloop(h *Handler) (*evloop, error) {
 		_ = unix.Close(evfd)
 		return nil, err
 	}
-	return &evloop{h: h, file: os.NewFile(uintptr(epfd), "epoll"), epfd: epfd, evfd: evfd}, nil
+	return &evloop{file: os.NewFile(uintptr(epfd), "epoll"), epfd: epfd, evfd: evfd}, nil
 }
 
 func (e *evloop) wake() {
@@ -165,9 +160,9 @@ func (e *evloop) wake() {
 func (l *loop) serve(ev *evloop) {
 	// The loop reads every small message into this one buffer; a message
 	// that cannot be written at once is copied to a buffer of its flow.
-	bufp := chain.GetBuffer()
+	bufp := GetBuffer()
 	ev.scratch = *bufp
-	defer chain.PutBuffer(bufp)
+	defer PutBuffer(bufp)
 	defer ev.close()
 	err := l.turns(ev)
 	if err != nil {
@@ -199,10 +194,15 @@ func (l *loop) serve(ev *evloop) {
 func (l *loop) turns(ev *evloop) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			if l.h.log != nil {
-				l.h.log.Error("proxy event loop panicked; its connections are closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("event loop panicked: %v", p)
+			// Logged once, on the logger of a connection it held: the
+			// loop serves every listener and has none of its own.
+			for _, r := range ev.slots {
+				if r != nil && !r.ended {
+					r.p.c.Logger().Error("event loop panicked; its connections are closed", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					break
+				}
 			}
-			err = fmt.Errorf("proxy event loop panicked: %v", p)
 		}
 	}()
 	rc, err := ev.file.SyscallConn()
@@ -228,7 +228,7 @@ func (e *evloop) turn(l *loop) bool {
 	spins := 0
 	for {
 		if hook := testHookTurn.Load(); hook != nil {
-			(*hook)(l.h)
+			(*hook)(e)
 		}
 		n, err := rawEpollPoll(e.epfd, e.events[:])
 		if err == syscall.EINTR {
@@ -256,6 +256,9 @@ func (e *evloop) turn(l *loop) bool {
 			}
 			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 				r.can[side] |= canWrite
+				if r.out[side] {
+					e.watchOut(r, int(side), false)
+				}
 			}
 			e.service(r)
 		}
@@ -336,16 +339,37 @@ func (e *evloop) register(r *relay) {
 	e.slots[slot] = r
 	e.n++
 	for side, fd := range r.fd {
-		ev := unix.EpollEvent{
-			Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET,
-			Fd:     slot,
-			Pad:    int32(r.gen<<1) | int32(side),
-		}
+		// A connected socket can take bytes; EPOLLOUT is watched only
+		// once a write would block (see watchOut).
+		r.can[side] |= canWrite
+		ev := unix.EpollEvent{Events: readEvents, Fd: slot, Pad: int32(r.gen<<1) | int32(side)}
 		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			e.finish(r, os.NewSyscallError("epoll_ctl", err))
 			return
 		}
 	}
+}
+
+// readEvents are what the loop always watches on a socket, edge-triggered.
+const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
+// watchOut adds EPOLLOUT to a socket's events when a write would block,
+// and takes it off once the socket took bytes again. Watched all the
+// time, EPOLLOUT would wake the loop on every ACK that frees room in a
+// send buffer: during bulk transfers, most of its wake-ups, each one a
+// trip through the scheduler for nothing to do. Re-adding it reports the
+// socket at once if it became writable meanwhile, so no edge is lost.
+func (e *evloop) watchOut(r *relay, side int, on bool) {
+	ev := unix.EpollEvent{Events: readEvents, Fd: r.slot, Pad: int32(r.gen<<1) | int32(side)}
+	if on {
+		ev.Events |= unix.EPOLLOUT
+	}
+	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, r.fd[side], &ev); err != nil {
+		// Without the event the flow would wait for ever: end it.
+		e.finish(r, os.NewSyscallError("epoll_ctl", err))
+		return
+	}
+	r.out[side] = on
 }
 
 // finish ends r: its descriptors closed, its pipes and buffers given

@@ -1,4 +1,6 @@
-package chain
+//go:build unix
+
+package relay
 
 import (
 	"io"
@@ -8,30 +10,29 @@ import (
 	"syscall"
 )
 
-// IdleReader reads a socket without holding a buffer while the socket is
+// idleReader reads a socket without holding a buffer while the socket is
 // idle. A goroutine parked in net.Conn.Read keeps its buffer; with 32 KiB
 // per connection, ten thousand quiet connections would pin 320 MiB. An
-// IdleReader waits for readability through syscall.RawConn first and
+// idleReader waits for readability through syscall.RawConn first and
 // takes a pooled buffer only once data is there, giving it back to the
 // pool as soon as a read would block.
 //
-// It reads the accepted socket directly, so a handler may use it only
-// when no middleware wrapped the connection (see Conn.Wrapped). Deadlines
-// set on the connection apply to its waits. It is not safe for concurrent
-// use.
-type IdleReader struct {
+// It reads the socket directly, so it serves only the sockets themselves,
+// never a middleware's wrapper. Deadlines set on the connection apply to
+// its waits. It is not safe for concurrent use.
+type idleReader struct {
 	rc  syscall.RawConn
 	buf *[]byte
 	n   int
 	err error
-	// readFn is the method value r.read, made once so that a read does
+	// readFn is the method value r.fill, made once so that a read does
 	// not allocate a closure.
 	readFn func(fd uintptr) bool
 }
 
-// NewIdleReader returns an IdleReader for c, or false when c is not a
+// newIdleReader returns an idleReader for c, or false when c is not a
 // socket that exposes its descriptor (a wrapper, a net.Pipe).
-func NewIdleReader(c net.Conn) (*IdleReader, bool) {
+func newIdleReader(c net.Conn) (*idleReader, bool) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil, false
@@ -40,31 +41,31 @@ func NewIdleReader(c net.Conn) (*IdleReader, bool) {
 	if err != nil {
 		return nil, false
 	}
-	r := idleReaders.Get().(*IdleReader)
+	r := idleReaders.Get().(*idleReader)
 	r.rc = rc
 	return r, true
 }
 
-// IdleReaders are pooled: a connection's reader, with its callback, then
+// idleReaders are pooled: a connection's reader, with its callback, then
 // costs no allocation of its own.
 var idleReaders = sync.Pool{New: func() any {
-	r := new(IdleReader)
-	r.readFn = r.read
+	r := new(idleReader)
+	r.readFn = r.fill
 	return r
 }}
 
-// Close releases r's buffer and gives r back to its pool. r must not be
+// close releases r's buffer and gives r back to its pool. r must not be
 // used after; the connection itself stays open.
-func (r *IdleReader) Close() {
-	r.Release()
+func (r *idleReader) close() {
+	r.release()
 	r.rc, r.n, r.err = nil, 0, nil
 	idleReaders.Put(r)
 }
 
-// Read waits until the socket is readable, then reads into a pooled
-// buffer of BufferSize bytes. The bytes are valid until the next Read or
-// Release. At the end of the stream it returns io.EOF.
-func (r *IdleReader) Read() ([]byte, error) {
+// read waits until the socket is readable, then reads into a pooled
+// buffer of BufferSize bytes. The bytes are valid until the next read or
+// release. At the end of the stream it returns io.EOF.
+func (r *idleReader) read() ([]byte, error) {
 	r.n, r.err = 0, nil
 	if err := r.rc.Read(r.readFn); err != nil {
 		// A deadline or a closed socket: the wait itself failed.
@@ -79,20 +80,20 @@ func (r *IdleReader) Read() ([]byte, error) {
 	return (*r.buf)[:r.n], nil
 }
 
-// Buffered reports whether r holds a pooled buffer now.
-func (r *IdleReader) Buffered() bool { return r.buf != nil }
+// buffered reports whether r holds a pooled buffer now.
+func (r *idleReader) buffered() bool { return r.buf != nil }
 
-// Release gives r's buffer back to the pool, if it holds one.
-func (r *IdleReader) Release() {
+// release gives r's buffer back to the pool, if it holds one.
+func (r *idleReader) release() {
 	if r.buf != nil {
 		PutBuffer(r.buf)
 		r.buf = nil
 	}
 }
 
-// read is called by RawConn.Read with the socket's descriptor; returning
+// fill is called by RawConn.Read with the socket's descriptor; returning
 // false parks the goroutine until the socket is readable.
-func (r *IdleReader) read(fd uintptr) bool {
+func (r *idleReader) fill(fd uintptr) bool {
 	if r.buf == nil {
 		r.buf = GetBuffer()
 	}
@@ -105,7 +106,7 @@ func (r *IdleReader) read(fd uintptr) bool {
 			continue
 		case syscall.EAGAIN:
 			// Nothing to read: wait without the buffer.
-			r.Release()
+			r.release()
 			return false
 		default:
 			r.err = err

@@ -1,4 +1,4 @@
-package chain
+package relay
 
 import (
 	"bytes"
@@ -12,16 +12,16 @@ import (
 	"github.com/sluice-dev/sluice/pkg/testnet"
 )
 
-// TestSplicerMovesEverything: A's bytes reach D through the B→C splice,
+// TestsplicerMovesEverything: A's bytes reach D through the B→C splice,
 // intact, and the end of A shows as EOF.
 func TestSplicerMovesEverything(t *testing.T) {
 	a, b := testnet.TCPPair(t)
 	c, d := testnet.TCPPair(t)
-	s, ok := NewSplicer(c, b)
+	s, ok := newSplicer(c, b)
 	if !ok {
-		t.Fatal("no Splicer between TCP sockets")
+		t.Fatal("no splicer between TCP sockets")
 	}
-	defer s.Release()
+	defer s.release()
 
 	payload := make([]byte, 3<<20+17)
 	rand.Read(payload)
@@ -36,7 +36,7 @@ func TestSplicerMovesEverything(t *testing.T) {
 	}()
 	var moved int
 	for {
-		n, err := s.Move()
+		n, err := s.move()
 		moved += n
 		if errors.Is(err, io.EOF) {
 			break
@@ -54,18 +54,18 @@ func TestSplicerMovesEverything(t *testing.T) {
 	}
 }
 
-// TestSplicerWaitsWithoutPipe: once the source is drained, the Splicer
+// TestsplicerWaitsWithoutPipe: once the source is drained, the splicer
 // waits for more without holding its pipe.
 func TestSplicerWaitsWithoutPipe(t *testing.T) {
 	a, b := testnet.TCPPair(t)
 	c, d := testnet.TCPPair(t)
-	s, ok := NewSplicer(c, b)
+	s, ok := newSplicer(c, b)
 	if !ok {
-		t.Fatal("no Splicer between TCP sockets")
+		t.Fatal("no splicer between TCP sockets")
 	}
-	defer s.Release()
+	defer s.release()
 	a.Write([]byte("ping"))
-	if n, err := s.Move(); err != nil || n != 4 {
+	if n, err := s.move(); err != nil || n != 4 {
 		t.Fatalf("Move = %d, %v", n, err)
 	}
 	buf := make([]byte, 4)
@@ -76,7 +76,7 @@ func TestSplicerWaitsWithoutPipe(t *testing.T) {
 		t.Fatal("no pipe held while bytes flow")
 	}
 	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	if _, err := s.Move(); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if _, err := s.move(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Move on a quiet source = %v, want a deadline error", err)
 	}
 	if s.p != nil {

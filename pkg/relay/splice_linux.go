@@ -1,4 +1,4 @@
-package chain
+package relay
 
 import (
 	"errors"
@@ -16,21 +16,21 @@ import (
 // for: big enough that bulk data takes few calls.
 const maxSplice = 1 << 20
 
-// ErrNoPipe is returned by Splicer.Move when no pipe could be made (out
-// of descriptors); the caller can copy that chunk through a buffer.
-var ErrNoPipe = errors.New("splice: no pipe")
+// errNoPipe is returned by splicer.move when no pipe could be made (out
+// of descriptors); the caller copies the rest through a buffer.
+var errNoPipe = errors.New("splice: no pipe")
 
-// Splicer moves bytes from one socket to another with splice(2): socket
+// splicer moves bytes from one socket to another with splice(2): socket
 // to pipe to socket, never through user space. It works like io.Copy
 // between two *net.TCPConn, one difference aside: io.Copy holds its pipe
 // (two descriptors and kernel buffers) while it waits for data, through
-// every quiet spell of the connection; a Splicer gives the pipe back to
+// every quiet spell of the connection; a splicer gives the pipe back to
 // a pool as soon as the source has nothing more to read, and waits
 // without it.
 //
 // Deadlines set on the connections apply to its waits. It is not safe for
 // concurrent use.
-type Splicer struct {
+type splicer struct {
 	src, dst syscall.RawConn
 	p        *pipe
 	inPipe   int
@@ -41,9 +41,9 @@ type Splicer struct {
 	pumpFn   func(fd uintptr) bool
 }
 
-// NewSplicer returns a Splicer from src to dst, or false when either is
+// newSplicer returns a splicer from src to dst, or false when either is
 // not a TCP or Unix stream socket.
-func NewSplicer(dst, src net.Conn) (*Splicer, bool) {
+func newSplicer(dst, src net.Conn) (*splicer, bool) {
 	if !spliceable(src) || !spliceable(dst) {
 		return nil, false
 	}
@@ -52,7 +52,7 @@ func NewSplicer(dst, src net.Conn) (*Splicer, bool) {
 	if err1 != nil || err2 != nil {
 		return nil, false
 	}
-	s := &Splicer{src: rs, dst: rd}
+	s := &splicer{src: rs, dst: rd}
 	s.drainFn = s.drain
 	s.pumpFn = s.pump
 	return s, true
@@ -66,11 +66,11 @@ func spliceable(c net.Conn) bool {
 	return false
 }
 
-// Move waits until src is readable, then moves what it holds (up to
+// move waits until src is readable, then moves what it holds (up to
 // 1 MiB) to dst, and returns the number of bytes moved. At the end of src
 // it returns 0 and io.EOF. An error after bytes were taken from src
 // reports them too: they may be lost.
-func (s *Splicer) Move() (int, error) {
+func (s *splicer) move() (int, error) {
 	s.moved, s.err, s.eof = 0, nil, false
 	if err := s.src.Read(s.drainFn); err != nil {
 		return 0, err
@@ -92,9 +92,9 @@ func (s *Splicer) Move() (int, error) {
 	return s.moved, nil
 }
 
-// Release gives the pipe back to the pool, if the Splicer holds one with
+// release gives the pipe back to the pool, if the splicer holds one with
 // nothing in it, and closes it otherwise (its bytes are lost anyway).
-func (s *Splicer) Release() {
+func (s *splicer) release() {
 	if s.p == nil {
 		return
 	}
@@ -108,11 +108,11 @@ func (s *Splicer) Release() {
 
 // drain splices from the source socket into the pipe; false parks the
 // goroutine until the socket is readable, the pipe given back meanwhile.
-func (s *Splicer) drain(fd uintptr) bool {
+func (s *splicer) drain(fd uintptr) bool {
 	if s.p == nil {
 		p, _ := pipePool.Get().(*pipe)
 		if p == nil {
-			s.err = ErrNoPipe
+			s.err = errNoPipe
 			return true
 		}
 		s.p = p
@@ -124,7 +124,7 @@ func (s *Splicer) drain(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			// The pipe is empty here, so the socket is: wait without it.
-			s.Release()
+			s.release()
 			return false
 		case err != nil:
 			s.err = os.NewSyscallError("splice", err)
@@ -140,7 +140,7 @@ func (s *Splicer) drain(fd uintptr) bool {
 
 // pump splices from the pipe into the destination socket; false parks the
 // goroutine until the socket is writable.
-func (s *Splicer) pump(fd uintptr) bool {
+func (s *splicer) pump(fd uintptr) bool {
 	for s.inPipe > 0 {
 		n, err := unix.Splice(s.p.r, nil, int(fd), nil, s.inPipe, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		switch {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package relay
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 type relay struct {
 	p    *pair
 	fd   [2]int // client, upstream
-	d    [2]flow
+	d    [2]loopFlow
 	done chan struct{} // closed by the loop once it let go of fd
 
 	// ev is the evloop that took the relay, killErr why it must end
@@ -33,6 +33,7 @@ type relay struct {
 	slot   int32
 	gen    uint32
 	can    [2]uint8 // by side: canRead, canWrite, peerShut
+	out    [2]bool  // by side: EPOLLOUT watched (see watchOut)
 	queued bool     // in the loop's again list
 	ended  bool
 	err    error
@@ -50,17 +51,16 @@ const (
 
 // flow is one direction: d[0] client to upstream, d[1] back. A quiet flow
 // holds neither a buffer nor a pipe.
-type flow struct {
+type loopFlow struct {
 	buf      *[]byte // bytes read but not yet written: buf[off:end]
 	off, end int
-	pipe     chain.Pipe
-	piped    bool // pipe is held
-	inPipe   int  // bytes in the pipe
-	splice   bool // bulk: from now on socket → pipe → socket
-	noSplice bool // no pipe could be had: copy to the end
-	big      int  // reads in a row of at least bulkRead bytes
-	eof      bool // the source ended
-	shut     bool // and its EOF was passed on
+	pipe     *pipe // held while bulk data moves, nil otherwise
+	inPipe   int   // bytes in the pipe
+	splice   bool  // bulk: from now on socket → pipe → socket
+	noSplice bool  // no pipe could be had: copy to the end
+	big      int   // reads in a row of at least bulkRead bytes
+	eof      bool  // the source ended
+	shut     bool  // and its EOF was passed on
 }
 
 // turnBudget bounds the reads of one flow per turn, so that a bulk flow
@@ -74,28 +74,28 @@ func init() { loopSplice.Store(true) }
 
 const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 
-func (f *flow) release() {
+func (f *loopFlow) release() {
 	if f.buf != nil {
-		chain.PutBuffer(f.buf)
+		PutBuffer(f.buf)
 		f.buf, f.off, f.end = nil, 0, 0
 	}
-	if f.piped {
+	if f.pipe != nil {
 		if f.inPipe == 0 {
-			f.pipe.Put()
+			pipePool.Put(f.pipe)
 		} else {
-			f.pipe.Close()
+			f.pipe.close()
 		}
-		f.piped, f.inPipe = false, 0
+		f.pipe, f.inPipe = nil, 0
 	}
 }
 
-// loopPair runs the pair on an event loop when both ends are the sockets
+// loopRelay runs the pair on an event loop when both ends are the sockets
 // themselves, and reports false when they are not or no loop could take
 // them: the caller then copies with goroutines. It returns once both
 // flows ended, one failed, the idle timeout hit, or ctx (the listener's
 // generation) was cancelled.
-func (h *Handler) loopPair(ctx context.Context, c *chain.Conn, up net.Conn, url string) (bool, error) {
-	if c.Wrapped() || !isSocket(c.Conn) || !isSocket(up) {
+func loopRelay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) (bool, error) {
+	if noLoop.Load() || !isSocket(c.Conn) || !isSocket(up) {
 		return false, nil
 	}
 	cfd, err := dupFD(c.Conn)
@@ -107,11 +107,14 @@ func (h *Handler) loopPair(ctx context.Context, c *chain.Conn, up net.Conn, url 
 		_ = unix.Close(cfd)
 		return false, nil
 	}
-	p := newPair(h, c, up, url)
+	p := newPair(c, up, st)
 	p.quit = make(chan struct{})
 	r := &relay{p: p, fd: [2]int{cfd, ufd}, done: make(chan struct{})}
-	l := h.loops.pick(h)
+	// Armed before the loop sees the pair: the loop reads the clock.
+	p.dog.start(c.IdleTimeout(), p.idleExpired)
+	l := loops.pick()
 	if !l.add(r) {
+		p.dog.stop()
 		_ = unix.Close(cfd)
 		_ = unix.Close(ufd)
 		return false, nil
@@ -121,13 +124,12 @@ func (h *Handler) loopPair(ctx context.Context, c *chain.Conn, up net.Conn, url 
 	// wake up for their events too.
 	_ = c.Conn.Close()
 	_ = up.Close()
-	p.watchIdle()
 	select {
 	case <-r.done:
 	case <-ctx.Done():
 		// Forced: the generation's drain timeout. Like the goroutines'
 		// read of a closed connection, it is not the peer's fault.
-		l.kill(r, fmt.Errorf("proxy: %w: %w", ctx.Err(), net.ErrClosed))
+		l.kill(r, fmt.Errorf("%w: %w", ctx.Err(), net.ErrClosed))
 		<-r.done
 	case <-p.quit:
 		l.kill(r, p.err)
@@ -159,11 +161,15 @@ func (e *evloop) service(r *relay) {
 		return
 	}
 	for i := range r.d {
-		if err := e.move(r, i); err != nil {
+		err := e.move(r, i)
+		if r.ended {
+			return // watchOut failed and ended it
+		}
+		if err != nil {
 			if i == 0 {
-				err = fmt.Errorf("proxy: client to %s: %w", r.p.url, err)
+				err = fmt.Errorf("client to upstream: %w", err)
 			} else {
-				err = fmt.Errorf("proxy: %s to client: %w", r.p.url, err)
+				err = fmt.Errorf("upstream to client: %w", err)
 			}
 			e.finish(r, err)
 			return
@@ -191,15 +197,14 @@ func (e *evloop) move(r *relay, i int) error {
 			op := "write"
 			if f.inPipe > 0 {
 				op = "splice"
-				pr, _ := f.pipe.FDs()
-				n, err = rawSplice(pr, r.fd[dst], f.inPipe)
+				n, err = rawSplice(f.pipe.r, r.fd[dst], f.inPipe)
 			} else {
 				n, err = rawWrite(r.fd[dst], (*f.buf)[f.off:f.end])
 			}
 			switch err {
 			case nil, syscall.EINTR:
 			case syscall.EAGAIN:
-				r.can[dst] &^= canWrite
+				e.blocked(r, dst)
 				return nil
 			default:
 				return os.NewSyscallError(op, err)
@@ -209,7 +214,7 @@ func (e *evloop) move(r *relay, i int) error {
 				if f.inPipe > 0 {
 					f.inPipe -= n
 				} else if f.off += n; f.off == f.end {
-					chain.PutBuffer(f.buf)
+					PutBuffer(f.buf)
 					f.buf, f.off, f.end = nil, 0, 0
 				}
 			}
@@ -276,7 +281,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 	}
 	if !f.noSplice && loopSplice.Load() && (n == len(e.scratch) || f.big >= bulkReads) {
 		f.splice = true
-		e.h.paths.splice.Add(1)
+		r.p.st.spliced()
 	}
 	w := 0
 	if r.can[dst]&canWrite != 0 {
@@ -284,7 +289,7 @@ func (e *evloop) copyIn(r *relay, i int) error {
 		switch err {
 		case nil:
 		case syscall.EAGAIN, syscall.EINTR:
-			r.can[dst] &^= canWrite
+			e.blocked(r, dst)
 			w = 0
 		default:
 			return os.NewSyscallError("write", err)
@@ -294,34 +299,33 @@ func (e *evloop) copyIn(r *relay, i int) error {
 		}
 	}
 	if w < n {
-		e.h.paths.held.Add(1)
-		f.buf = chain.GetBuffer()
+		r.p.st.held()
+		f.buf = GetBuffer()
 		f.off, f.end = 0, copy(*f.buf, e.scratch[w:n])
 	}
 	return nil
 }
 
-// spliceIn moves what the source holds (up to MaxSplice bytes) into the
+// spliceIn moves what the source holds (up to maxSplice bytes) into the
 // flow's pipe. Only an EAGAIN, with the pipe empty, says the source is
 // drained: a short splice may have been cut by the pipe.
 func (e *evloop) spliceIn(r *relay, i int) error {
 	f := &r.d[i]
-	if !f.piped {
-		p, ok := chain.GetPipe()
-		if !ok {
+	if f.pipe == nil {
+		p, _ := pipePool.Get().(*pipe)
+		if p == nil {
 			f.splice, f.noSplice = false, true
 			return nil
 		}
-		f.pipe, f.piped = p, true
+		f.pipe = p
 	}
-	_, pw := f.pipe.FDs()
-	n, err := rawSplice(r.fd[i], pw, chain.MaxSplice)
+	n, err := rawSplice(r.fd[i], f.pipe.w, maxSplice)
 	switch {
 	case err == syscall.EINTR:
 	case err == syscall.EAGAIN:
 		r.can[i] &^= canRead
-		f.pipe.Put()
-		f.piped = false
+		pipePool.Put(f.pipe)
+		f.pipe = nil
 	case err != nil:
 		return os.NewSyscallError("splice", err)
 	case n == 0:
@@ -331,6 +335,15 @@ func (e *evloop) spliceIn(r *relay, i int) error {
 		r.touch(e)
 	}
 	return nil
+}
+
+// blocked notes that side's socket would block a write, and watches it
+// for room.
+func (e *evloop) blocked(r *relay, side int) {
+	r.can[side] &^= canWrite
+	if !r.out[side] {
+		e.watchOut(r, side, true)
+	}
 }
 
 // count adds n bytes written by flow i to the connection's counters and
@@ -347,8 +360,4 @@ func (r *relay) count(e *evloop, i, n int) {
 // touch records progress on the idle clock, at the time of the loop's
 // turn: precise enough for a timeout, and one clock read per turn rather
 // than per call.
-func (r *relay) touch(e *evloop) {
-	if r.p.idle > 0 {
-		r.p.last.Store(int64(e.now.Sub(r.p.base)))
-	}
-}
+func (r *relay) touch(e *evloop) { r.p.dog.touchAt(e.now) }

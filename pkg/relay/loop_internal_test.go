@@ -1,6 +1,6 @@
 //go:build linux
 
-package proxy
+package relay
 
 import (
 	"bytes"
@@ -17,70 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
-
-// loopPair is one proxied connection on the event loop, seen from both
-// ends: cl is the client, up the upstream's accepted socket.
-type loopPair struct {
-	h      *Handler
-	c      *chain.Conn
-	cl, up net.Conn
-	front  net.Listener
-	served chan error
-}
-
-func newLoopPair(t *testing.T, ctx context.Context, idle time.Duration) *loopPair {
-	t.Helper()
-	upLn := listen(t, "tcp")
-	h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
-	return startLoopPair(t, ctx, h, upLn, idle)
-}
-
-func startLoopPair(t *testing.T, ctx context.Context, h *Handler, upLn net.Listener, idle time.Duration) *loopPair {
-	t.Helper()
-	front := listen(t, "tcp")
-	lp := &loopPair{h: h, front: front, served: make(chan error, 1)}
-	accepted := make(chan *chain.Conn, 1)
-	go func() {
-		raw, err := front.Accept()
-		if err != nil {
-			lp.served <- err
-			return
-		}
-		defer raw.Close()
-		c := chain.NewConn(raw, 1, "t", idle, hclog.NewNullLogger())
-		accepted <- c
-		lp.served <- h.ServeStream(ctx, c)
-	}()
-	cl, err := net.Dial("tcp", front.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Close() })
-	_ = cl.SetDeadline(time.Now().Add(30 * time.Second))
-	up, err := upLn.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = up.Close() })
-	_ = up.SetDeadline(time.Now().Add(30 * time.Second))
-	lp.cl, lp.up, lp.c = cl, up, <-accepted
-	return lp
-}
-
-func (lp *loopPair) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-lp.served:
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatal("ServeStream did not return")
-		return nil
-	}
-}
 
 // TestLoopSlowReader: a reader far slower than the writer makes the loop
 // keep what the destination does not take, and wait for it to drain,
@@ -104,8 +42,7 @@ func TestLoopSlowReader(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = upLn.Close() })
-			h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
-			lp := startLoopPair(t, context.Background(), h, upLn, 0)
+			lp := startLoopPair(t, context.Background(), new(Stats), upLn, 0)
 
 			payload := make([]byte, 8<<20)
 			_, _ = rand.Read(payload)
@@ -145,15 +82,15 @@ func TestLoopSlowReader(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := lp.wait(t); err != nil {
-				t.Fatalf("ServeStream: %v", err)
+				t.Fatalf("Relay: %v", err)
 			}
 			if got := lp.c.BytesIn(); got != int64(len(payload)) {
 				t.Errorf("BytesIn = %d, want %d", got, len(payload))
 			}
-			if !splice && lp.h.paths.held.Load() == 0 {
+			if !splice && lp.st.Held.Load() == 0 {
 				t.Error("the loop never had to hold a message: the slow reader did not slow it")
 			}
-			if s := lp.h.paths.splice.Load(); splice != (s > 0) {
+			if s := lp.st.Splice.Load(); splice != (s > 0) {
 				t.Errorf("splice switches = %d with splice %v", s, splice)
 			}
 		})
@@ -190,7 +127,7 @@ func TestLoopHalfClose(t *testing.T) {
 				t.Fatalf("read %q, %v; want pong×3 then EOF", b, err)
 			}
 			if err := lp.wait(t); err != nil {
-				t.Fatalf("ServeStream: %v", err)
+				t.Fatalf("Relay: %v", err)
 			}
 			if in, out := lp.c.BytesIn(), lp.c.BytesOut(); (upFirst && (in != 12 || out != 4)) || (!upFirst && (in != 4 || out != 12)) {
 				t.Errorf("counted in/out %d/%d", in, out)
@@ -215,7 +152,7 @@ func TestLoopForceClose(t *testing.T) {
 	cancel()
 	err := lp.wait(t)
 	if !errors.Is(err, net.ErrClosed) || !errors.Is(err, context.Canceled) {
-		t.Fatalf("ServeStream = %v, want net.ErrClosed and context.Canceled", err)
+		t.Fatalf("Relay = %v, want net.ErrClosed and context.Canceled", err)
 	}
 	for name, c := range map[string]net.Conn{"client": lp.cl, "upstream": lp.up} {
 		if _, err := c.Read(make([]byte, 1)); err == nil {
@@ -228,7 +165,7 @@ func TestLoopForceClose(t *testing.T) {
 func TestLoopIdleTimeout(t *testing.T) {
 	lp := newLoopPair(t, context.Background(), 200*time.Millisecond)
 	if err := lp.wait(t); !errors.Is(err, chain.ErrIdleTimeout) {
-		t.Fatalf("ServeStream = %v, want the idle timeout", err)
+		t.Fatalf("Relay = %v, want the idle timeout", err)
 	}
 	if _, err := lp.cl.Read(make([]byte, 1)); err == nil {
 		t.Error("client: read succeeded after the idle timeout")
@@ -237,15 +174,16 @@ func TestLoopIdleTimeout(t *testing.T) {
 
 // TestLoopFDs: pairs on the loop, however they end, leave no descriptor
 // behind, and an idle loop holds none (its goroutine gone too, which
-// goleak checks at the end).
+// goleak checks at the end). It compares the set of descriptors, not
+// their count: another test's descriptor closing meanwhile must neither
+// hide a leak nor fake one.
 func TestLoopFDs(t *testing.T) {
 	upLn := listen(t, "tcp")
-	h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
-	before := countFDs(t)
+	before := listFDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var pairs []*loopPair
 	for i := range 30 {
-		lp := startLoopPair(t, ctx, h, upLn, 0)
+		lp := startLoopPair(t, ctx, new(Stats), upLn, 0)
 		if _, err := lp.cl.Write([]byte("hello")); err != nil {
 			t.Fatal(err)
 		}
@@ -272,20 +210,20 @@ func TestLoopFDs(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		after := countFDs(t)
-		if len(after) == len(before) && loopsIdle(h) {
+		leaked := newFDs(before, listFDs(t))
+		if len(leaked) == 0 && loopsIdle() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("descriptors: %d before, %d after (%v); loops idle: %v", len(before), len(after), newFDs(before, after), loopsIdle(h))
+			t.Fatalf("descriptors opened and still open: %v; loops idle: %v", leaked, loopsIdle())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-func loopsIdle(h *Handler) bool {
-	for i := range h.loops.loops {
-		l := &h.loops.loops[i]
+func loopsIdle() bool {
+	for i := range loops.loops {
+		l := &loops.loops[i]
 		l.mu.Lock()
 		running := l.run != nil
 		l.mu.Unlock()
@@ -296,10 +234,9 @@ func loopsIdle(h *Handler) bool {
 	return true
 }
 
-// countFDs lists the open descriptors but pipes: pooled pipes, freed
-// by the garbage collector, come and go with other tests' bulk
-// transfers.
-func countFDs(t *testing.T) map[string]string {
+// listFDs lists the open descriptors but pipes: pooled pipes, freed by
+// the garbage collector, come and go with other tests' bulk transfers.
+func listFDs(t *testing.T) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -316,6 +253,8 @@ func countFDs(t *testing.T) map[string]string {
 	return fds
 }
 
+// newFDs lists the descriptors of after that were not open, as the same
+// file, in before.
 func newFDs(before, after map[string]string) []string {
 	var fds []string
 	for fd, target := range after {
@@ -331,24 +270,26 @@ func newFDs(before, after map[string]string) []string {
 // on, and the next connection gets a fresh loop.
 func TestLoopPanicEndsItsRelaysOnly(t *testing.T) {
 	upLn := listen(t, "tcp")
-	h := provisioned(t, "tcp", "tcp://"+upLn.Addr().String())
+	const victim = 4242
 	var once atomic.Bool
-	hook := func(of *Handler) {
-		// Only this test's loop: other tests' loops may still run.
-		if of == h && once.CompareAndSwap(false, true) {
-			panic("injected")
+	hook := func(e *evloop) {
+		// Only the loop that holds this test's pair.
+		for _, r := range e.slots {
+			if r != nil && r.p.c.ID() == victim && once.CompareAndSwap(false, true) {
+				panic("injected")
+			}
 		}
 	}
 	testHookTurn.Store(&hook)
 	t.Cleanup(func() { testHookTurn.Store(nil) })
 
-	lp := startLoopPair(t, context.Background(), h, upLn, 0)
+	lp := startPair(t, context.Background(), new(Stats), upLn, 0, victim, nil)
 	if err := lp.wait(t); err == nil || !strings.Contains(err.Error(), "panicked") {
 		t.Fatalf("relay ended with %v, want the loop's panic", err)
 	}
 
 	// A fresh pair on the same handler is served by a new loop.
-	next := startLoopPair(t, context.Background(), h, upLn, 0)
+	next := startLoopPair(t, context.Background(), new(Stats), upLn, 0)
 	if _, err := next.cl.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
 	}
