@@ -8,6 +8,9 @@ COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X github.com/sluice-dev/sluice/pkg/version.Version=$(VERSION) \
                -X github.com/sluice-dev/sluice/pkg/version.Commit=$(COMMIT)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The benchmark harness is a Go module of its own, so that its chart
+# libraries stay out of the go.mod of what sluice links.
+BENCH_DIR   := cmd/sluice-bench
 
 .DEFAULT_GOAL := help
 
@@ -26,6 +29,7 @@ run: build ## build, then run sluice in the foreground on config.example.yaml
 .PHONY: test
 test: ## run every test with the race detector (integration tests included)
 	$(GO) test -race -count=1 ./...
+	$(GO) -C $(BENCH_DIR) test -race -count=1 ./...
 
 .PHONY: lint
 lint: ## gofmt check, go vet, staticcheck (pinned)
@@ -33,6 +37,8 @@ lint: ## gofmt check, go vet, staticcheck (pinned)
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) -C $(BENCH_DIR) vet ./...
+	$(GO) -C $(BENCH_DIR) run $(STATICCHECK) ./...
 
 # Config loading and validation under random input (internal/configfuzz):
 # seeded with every example config, it must find no panic and no input
@@ -80,7 +86,7 @@ BENCH_BEFORE  := $(wildcard docs/benchmarks-before.json)
 bench: build ## benchmark sluice against bare Go echo servers, Tokio and HAProxy (~5 min; writes docs/benchmarks.md)
 	@if [ "$(BENCH_HAPROXY)" = install ] && ! command -v haproxy >/dev/null 2>&1; then \
 	  echo "installing haproxy from Debian"; apt-get update -qq && apt-get install -y haproxy; fi
-	$(GO) build -trimpath -o $(BENCH_BIN) ./cmd/sluice-bench
+	$(GO) -C $(BENCH_DIR) build -trimpath -o $(CURDIR)/$(BENCH_BIN) .
 	@cmd/sluice-bench/tokio-echo/build.sh bin/tokio-echo
 	./$(BENCH_BIN) run -sluice $(BIN) $(if $(BENCH_BEFORE),-before $(BENCH_BEFORE)) $(BENCH_FLAGS)
 # --- end bench ---------------------------------------------------------------
