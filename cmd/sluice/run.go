@@ -63,7 +63,7 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 	// Signals are caught before anything binds, so that a SIGTERM during
 	// startup still drains instead of killing the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, upgradeSignal)
 	defer signal.Stop(sigs)
 
 	ctx := context.Background()
@@ -121,7 +121,7 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 			switch sig {
 			case syscall.SIGHUP:
 				hups.request()
-			case syscall.SIGUSR2:
+			case upgradeSignal:
 				upgrading.start(upg)
 			case syscall.SIGTERM, syscall.SIGINT:
 				notify.Stopping("draining connections")
