@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/testbin"
+	"github.com/sluice-dev/sluice/internal/testbin"
 )
 
 // binary is the sluice binary under test, built once by TestMain (with

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/testbin"
+	"github.com/sluice-dev/sluice/internal/testbin"
 )
 
 // Two builds told apart by their version stamp, built once for the

@@ -15,7 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluice-dev/sluice/pkg/testbin"
+	"github.com/sluice-dev/sluice/internal/testbin"
 )
 
 // sluiceBin is the real binary, built once by TestMain for the end-to-end

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
-	"github.com/sluice-dev/sluice/pkg/testnet"
 )
 
 func TestIdleReaderHoldsNoBufferWhileWaiting(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
+	"github.com/sluice-dev/sluice/internal/saves"
 )
 
 // TestCommentOnlyFileNotApplied: a file saved with nothing but comments

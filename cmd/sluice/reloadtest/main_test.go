@@ -19,8 +19,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/sluice-dev/sluice/internal/testbin"
 	"github.com/sluice-dev/sluice/pkg/config"
-	"github.com/sluice-dev/sluice/pkg/testbin"
 	_ "github.com/sluice-dev/sluice/plugins/all" // so that test configs validate here as in the binary
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
+	"github.com/sluice-dev/sluice/internal/saves"
 )
 
 func TestInvalidConfigKeepsServing(t *testing.T) {

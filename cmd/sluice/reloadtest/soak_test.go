@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
+	"github.com/sluice-dev/sluice/internal/saves"
 )
 
 const (
