@@ -12,7 +12,7 @@ import (
 )
 
 // The test-stall handler exists only in the binary the integration tests
-// build (pkg/testbin builds with the sluice_testhooks tag): its options
+// build (internal/testbin builds with the sluice_testhooks tag): its options
 // check takes Seconds, so that a test can hold a reload inside the config
 // load for as long as it likes and show that signals are never blocked by
 // it. Started, when set, is a file created as the stall begins.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/testnet"
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 func TestIdleReaderHoldsNoBufferWhileWaiting(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/testnet"
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // TestsplicerMovesEverything: A's bytes reach D through the B→C splice,

@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sluice-dev/sluice/internal/saves"
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/listener"
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
 )
 
 // waitFor polls cond for up to 5s.

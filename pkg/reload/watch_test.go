@@ -10,7 +10,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
+	"github.com/sluice-dev/sluice/internal/saves"
 )
 
 // reloads counts every reload outcome logged so far.

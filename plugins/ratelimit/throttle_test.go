@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/testnet"
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 func TestThrottledReadSplitsReadsLargerThanTheBurst(t *testing.T) {

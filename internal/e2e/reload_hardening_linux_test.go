@@ -1,4 +1,4 @@
-package reload_test
+package e2e
 
 import (
 	"fmt"
@@ -9,19 +9,19 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
+	"github.com/sluice-dev/sluice/internal/saves"
 )
 
 // TestCommentOnlyFileNotApplied: a file saved with nothing but comments
 // and whitespace (not size 0) is kept out like an empty one: before, it
 // removed every listener.
 func TestCommentOnlyFileNotApplied(t *testing.T) {
-	p := startSluice(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
+	p := startConfig(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
 	addr := p.addrOf("a")
 	if err := saves.InPlace(p.path, []byte("# being rewritten\n\n   \n")); err != nil {
 		t.Fatal(err)
 	}
-	line := p.waitLog("config file is empty; keeping the running config", nil, 10*time.Second)
+	line := p.mustLog("config file is empty; keeping the running config", nil, 10*time.Second)
 	if line["@level"] != "warn" {
 		t.Errorf("logged at %v, want warn", line["@level"])
 	}
@@ -46,7 +46,7 @@ func TestCommentOnlyFileNotApplied(t *testing.T) {
 // will retry, and applies the file once descriptors are back, with no
 // further save. Before, the save was never applied.
 func TestTransientReloadFailureRetried(t *testing.T) {
-	p := startSluice(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
+	p := startConfig(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
 	pid := p.cmd.Process.Pid
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
@@ -74,7 +74,7 @@ func TestTransientReloadFailureRetried(t *testing.T) {
 	if err := saves.Rename(p.path, []byte(next)); err != nil {
 		t.Fatal(err)
 	}
-	line := p.waitLog("config reload failed for a transient cause; will retry", nil, 10*time.Second)
+	line := p.mustLog("config reload failed for a transient cause; will retry", nil, 10*time.Second)
 	if line["@level"] != "warn" || line["retry_in"] == nil {
 		t.Errorf("retry line: %v", line)
 	}

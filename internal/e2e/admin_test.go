@@ -1,4 +1,4 @@
-package admin_test
+package e2e
 
 import (
 	"io"
@@ -15,13 +15,12 @@ import (
 // /metrics; then a failed SIGHUP reload and a good POST /reload counted.
 func TestBinaryScrapeAfterTraffic(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
 	sock := filepath.Join(dir, "e.sock")
 	cfg := configYAML("127.0.0.1:0", listenerSpec{"tcp-echo", "tcp", "127.0.0.1:0"}, listenerSpec{"unix-echo", "unix", sock})
-	writeFile(t, path, cfg)
+	path := writeConfig(t, dir, cfg)
 	start := time.Now()
-	p := startSluice(t, path)
-	base := "http://" + p.waitLog(adminUp, 1)
+	p := startPlain(t, path)
+	base := "http://" + p.waitLine(adminUp, 1)
 
 	st := status(t, base)
 	tcpAddr, ok := listenerAddr(st, "tcp-echo")
@@ -43,7 +42,7 @@ func TestBinaryScrapeAfterTraffic(t *testing.T) {
 	checkTraffic(t, base, "unix-echo", 2, unixBytes)
 
 	// A bad file and SIGHUP: a counted failure; the old config serves.
-	writeFile(t, path, strings.Replace(cfg, "handler: echo", "handler: nope", 1))
+	writeConfig(t, dir, strings.Replace(cfg, "handler: echo", "handler: nope", 1))
 	p.signal(syscall.SIGHUP)
 	waitFor(t, "a failed reload counted", func() bool {
 		v, _ := scrapeMetrics(t, base).value("sluice_config_reloads_total", "result", "failure")
@@ -52,7 +51,7 @@ func TestBinaryScrapeAfterTraffic(t *testing.T) {
 	echoRoundTrip(t, "tcp", tcpAddr, payload(10))
 
 	// A good file through POST /reload: a counted success, timestamped.
-	writeFile(t, path, configYAML("127.0.0.1:0", listenerSpec{"tcp-echo", "tcp", "127.0.0.1:0"}))
+	writeConfig(t, dir, configYAML("127.0.0.1:0", listenerSpec{"tcp-echo", "tcp", "127.0.0.1:0"}))
 	before := time.Now()
 	code, resp := postReload(t, base)
 	if code != http.StatusOK || len(resp.Removed) != 1 || resp.Removed[0] != "unix-echo" {
@@ -70,7 +69,7 @@ func TestBinaryScrapeAfterTraffic(t *testing.T) {
 	}
 	checkTraffic(t, base, "tcp-echo", 5, tcpBytes+10)
 
-	p.stop()
+	p.terminate()
 	if !refused(strings.TrimPrefix(base, "http://")) {
 		t.Error("admin endpoint still accepts after exit")
 	}
@@ -80,17 +79,16 @@ func TestBinaryScrapeAfterTraffic(t *testing.T) {
 // new one serves), then a reload onto an address in use fails as a whole.
 func TestBinaryEndpointMoves(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "config.yaml")
-	writeFile(t, path, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
-	p := startSluice(t, path)
-	oldAddr := p.waitLog(adminUp, 1)
+	path := writeConfig(t, dir, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	p := startPlain(t, path)
+	oldAddr := p.waitLine(adminUp, 1)
 
 	newAddr := freeAddr(t, "127.0.0.2")
-	writeFile(t, path, configYAML(newAddr, listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	writeConfig(t, dir, configYAML(newAddr, listenerSpec{"e", "tcp", "127.0.0.1:0"}))
 	if code, resp := postReload(t, "http://"+oldAddr); code != http.StatusOK {
 		t.Fatalf("move: %d %+v", code, resp)
 	}
-	if got := p.waitLog(adminUp, 2); got != newAddr {
+	if got := p.waitLine(adminUp, 2); got != newAddr {
 		t.Fatalf("endpoint up at %s, want %s", got, newAddr)
 	}
 	if !refused(oldAddr) {
@@ -104,7 +102,7 @@ func TestBinaryEndpointMoves(t *testing.T) {
 	eAddr, _ := listenerAddr(before, "e")
 
 	taken := occupy(t)
-	writeFile(t, path, configYAML(taken, listenerSpec{"e", "tcp", "127.0.0.1:0"}, listenerSpec{"more", "tcp", "127.0.0.3:0"}))
+	writeConfig(t, dir, configYAML(taken, listenerSpec{"e", "tcp", "127.0.0.1:0"}, listenerSpec{"more", "tcp", "127.0.0.3:0"}))
 	code, resp := postReload(t, base)
 	if code != http.StatusInternalServerError || len(resp.Errors) == 0 || !strings.Contains(resp.Errors[0], "admin.address") {
 		t.Fatalf("reload onto a taken admin address: %d %+v, want 500 naming admin.address", code, resp)
@@ -114,17 +112,16 @@ func TestBinaryEndpointMoves(t *testing.T) {
 		t.Errorf("listeners changed by a failed reload: %+v -> %+v", before.Listeners, after.Listeners)
 	}
 	echoRoundTrip(t, "tcp", eAddr, payload(1000))
-	p.stop()
+	p.terminate()
 }
 
 func TestBinaryStartFailsOnAdminAddressInUse(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	writeFile(t, path, configYAML(occupy(t), listenerSpec{"e", "tcp", "127.0.0.1:0"}))
-	p := startSluice(t, path)
-	if code := p.wait(); code != 1 {
+	path := writeConfig(t, t.TempDir(), configYAML(occupy(t), listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	p := startPlain(t, path)
+	if code := p.wait(waitBound); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
 	}
-	if log := p.log(); !strings.Contains(log, "admin.address") || !strings.Contains(log, "address already in use") {
+	if log := p.output(); !strings.Contains(log, "admin.address") || !strings.Contains(log, "address already in use") {
 		t.Errorf("log does not name admin.address and the cause:\n%s", log)
 	}
 }
@@ -132,10 +129,9 @@ func TestBinaryStartFailsOnAdminAddressInUse(t *testing.T) {
 // While connections drain after SIGTERM the endpoint stays up: /healthz
 // says draining and /metrics shows the connection until it closes.
 func TestBinaryEndpointUpWhileDraining(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	writeFile(t, path, strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}), "drain_timeout: 5s", "drain_timeout: 1m", 1))
-	p := startSluice(t, path)
-	base := "http://" + p.waitLog(adminUp, 1)
+	path := writeConfig(t, t.TempDir(), strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}), "drain_timeout: 5s", "drain_timeout: 1m", 1))
+	p := startPlain(t, path)
+	base := "http://" + p.waitLine(adminUp, 1)
 	eAddr, _ := listenerAddr(status(t, base), "e")
 	c, err := net.Dial("tcp", eAddr)
 	if err != nil {
@@ -164,7 +160,7 @@ func TestBinaryEndpointUpWhileDraining(t *testing.T) {
 		t.Errorf("bytes in %v while draining, want 2", v)
 	}
 	_ = c.Close()
-	if code := p.wait(); code != 0 {
+	if code := p.wait(waitBound); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	if !refused(strings.TrimPrefix(base, "http://")) {

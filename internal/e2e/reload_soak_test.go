@@ -1,4 +1,4 @@
-package reload_test
+package e2e
 
 import (
 	"crypto/rand"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
+	"github.com/sluice-dev/sluice/internal/saves"
 )
 
 const (
@@ -25,15 +25,15 @@ const (
 	visibleWithin = 2 * time.Second
 )
 
-// load is a loop of short connections: connect, echo, close, as fast as
+// shortConns is a loop of short connections: connect, echo, close, as fast as
 // it goes, until stop. Every failure is kept.
-type load struct {
+type shortConns struct {
 	ok   atomic.Int64
 	mu   sync.Mutex
 	errs []error
 }
 
-func (l *load) run(addr string, stop <-chan struct{}) {
+func (l *shortConns) run(addr string, stop <-chan struct{}) {
 	msg := make([]byte, 48)
 	for {
 		select {
@@ -66,7 +66,7 @@ func hasHandler(t *testing.T, handler string) bool {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return exec.Command(bin, "validate", "-c", path).Run() == nil
+	return exec.Command(binary, "validate", "-c", path).Run() == nil
 }
 
 // TestSoakReloadUnderLoad rewrites the config 50 times (and once with an
@@ -106,7 +106,7 @@ func TestSoakReloadUnderLoad(t *testing.T) {
 		{"symlink", saves.Symlink}, {"in place", saves.InPlace}, {"rename", saves.Rename},
 	}
 
-	p := startSluice(t, cfgAt(0))
+	p := startConfig(t, cfgAt(0))
 	mainAddr, steadyAddr := p.addrOf("main"), p.addrOf("steady")
 
 	var long []net.Conn
@@ -129,7 +129,7 @@ func TestSoakReloadUnderLoad(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	mainLoad, steadyLoad := &load{}, &load{}
+	mainLoad, steadyLoad := &shortConns{}, &shortConns{}
 	for range soakLoaders {
 		wg.Go(func() { mainLoad.run(mainAddr, stop) })
 	}
@@ -144,7 +144,7 @@ func TestSoakReloadUnderLoad(t *testing.T) {
 			if err := saves.Rename(p.path, []byte(invalid)); err != nil {
 				t.Fatal(err)
 			}
-			line := p.waitLog("config reload failed", nil, 5*time.Second)
+			line := p.mustLog("config reload failed", nil, 5*time.Second)
 			if msg, _ := line["error"].(string); line["@level"] != "error" || !strings.Contains(msg, "listeners[0].chain[0].handler") {
 				t.Fatalf("invalid config: failure line %v does not name the key path", line)
 			}
@@ -172,7 +172,7 @@ func TestSoakReloadUnderLoad(t *testing.T) {
 	stopLoad()
 	took := time.Since(began)
 
-	for name, l := range map[string]*load{"main": mainLoad, "steady": steadyLoad} {
+	for name, l := range map[string]*shortConns{"main": mainLoad, "steady": steadyLoad} {
 		if len(l.errs) > 0 {
 			t.Errorf("%s: %d failed connects or echoes of %d; first: %v", name, len(l.errs), int64(len(l.errs))+l.ok.Load(), l.errs[0])
 		}

@@ -1,6 +1,7 @@
 // Package testbin builds the real sluice binary for integration tests that
 // run it as an operator would: as a process, with files, sockets and
-// signals. Each test package builds it once, in its TestMain.
+// signals. The end-to-end tests (internal/e2e) build it once, in their
+// TestMain.
 package testbin
 
 import (

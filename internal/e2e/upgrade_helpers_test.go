@@ -1,11 +1,10 @@
-package main
+package e2e
 
 // Helpers for the upgrade tests: a sluice run from its own copy of a
 // stamped build, the logs of every process it upgrades to, and clients
 // that count every failure.
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,11 +15,10 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/testbin"
+	"github.com/sluice-dev/sluice/internal/testbin"
 )
 
 // Two builds told apart by their version stamp, built once for the
@@ -104,70 +102,6 @@ func startUpgradable(t *testing.T) *upgradeRig {
 	r.tcp, r.udp = r.p.addr("tcp"), r.p.addr("udp")
 	r.admin = r.p.find("admin endpoint up")["address"].(string)
 	return r
-}
-
-// launchShared is launchCmd for a process that upgrades: its stderr is a
-// pipe the new process inherits too, so proc.done closes when the first
-// process exits while its records keep coming from the next one. The
-// processes it upgraded to are killed at cleanup.
-func launchShared(t *testing.T, cmd *exec.Cmd) *proc {
-	t.Helper()
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = wr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wr.Close()
-	p := &proc{t: t, cmd: cmd, done: make(chan struct{})}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(rd)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.mu.Lock()
-			p.raw.Write(line)
-			p.raw.WriteByte('\n')
-			var rec map[string]any
-			if json.Unmarshal(line, &rec) == nil {
-				p.logs = append(p.logs, rec)
-			}
-			p.mu.Unlock()
-		}
-	}()
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		for _, pid := range p.upgradedPIDs() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		select {
-		case <-readDone:
-		case <-time.After(10 * time.Second):
-		}
-		rd.Close()
-	})
-	return p
-}
-
-// upgradedPIDs are the pids of the processes upgrades started.
-func (p *proc) upgradedPIDs() []int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var pids []int
-	for _, r := range p.logs {
-		if r["@message"] == "sluice started" && r["upgraded"] == true {
-			pids = append(pids, int(r["pid"].(float64)))
-		}
-	}
-	return pids
 }
 
 func copyExec(t *testing.T, from, to string) {
@@ -351,17 +285,4 @@ func startHeld(t *testing.T, network, addr string) *held {
 		<-h.done
 	})
 	return h
-}
-
-// count is how many log records have message msg.
-func (p *proc) count(msg string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, r := range p.logs {
-		if r["@message"] == msg {
-			n++
-		}
-	}
-	return n
 }

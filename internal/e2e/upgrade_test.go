@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -227,6 +227,9 @@ listeners:
 			mainPID = m[1]
 		}
 	}
+	// MAINPID may reach the notify socket before the new process's
+	// "sluice started" record has come through the log pipe.
+	p.waitLog("sluice started", 20*time.Second, "upgraded", "true")
 	pids := p.upgradedPIDs()
 	if len(pids) != 1 || strconv.Itoa(pids[0]) != mainPID {
 		t.Fatalf("MAINPID=%s, upgraded processes %v; output:\n%s", mainPID, pids, p.output())

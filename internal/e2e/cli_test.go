@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -13,6 +13,10 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
+
+// defaultConfig is where a packaged sluice keeps its config, as the
+// CLI's help says (cmd/sluice/root.go).
+const defaultConfig = "/etc/sluice/config.yaml"
 
 // runCLI runs the binary with args; a run that hangs (a config read that
 // blocks, say) fails the test after a minute rather than the whole suite.

@@ -1,4 +1,4 @@
-package reload_test
+package e2e
 
 import (
 	"errors"
@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/pkg/reload/saves"
+	"github.com/sluice-dev/sluice/internal/saves"
 )
 
 func TestInvalidConfigKeepsServing(t *testing.T) {
 	first := configText("30s", echoListener("main", "127.0.0.1:0", ""))
-	p := startSluice(t, first)
+	p := startConfig(t, first)
 	addr := p.addrOf("main")
 	bad := configText("30s",
 		echoListener("main", "127.0.0.1:0", "    idle_timeout: 1m\n"),
@@ -23,7 +23,7 @@ func TestInvalidConfigKeepsServing(t *testing.T) {
 	if err := saves.Rename(p.path, []byte(bad)); err != nil {
 		t.Fatal(err)
 	}
-	line := p.waitLog("config reload failed", nil, 5*time.Second)
+	line := p.mustLog("config reload failed", nil, 5*time.Second)
 	msg, _ := line["error"].(string)
 	if line["@level"] != "error" || !strings.Contains(msg, `listeners[1].chain[0].handler: unknown handler "ech0"`) {
 		t.Fatalf("failure not logged at error level with its key path: %v", line)
@@ -46,7 +46,7 @@ func TestInvalidConfigKeepsServing(t *testing.T) {
 }
 
 func TestMovedAddress(t *testing.T) {
-	p := startSluice(t, configText("30s", echoListener("m", "127.0.0.1:0", "")))
+	p := startConfig(t, configText("30s", echoListener("m", "127.0.0.1:0", "")))
 	oldAddr := p.addrOf("m")
 	old, err := dialEcho(oldAddr)
 	if err != nil {
@@ -72,7 +72,7 @@ func TestMovedAddress(t *testing.T) {
 	if !refused(oldAddr) {
 		t.Fatalf("the old address %s still accepts", oldAddr)
 	}
-	if down := p.waitLog("listener down", map[string]any{"listener": "m"}, time.Second); down["connections"] != float64(1) {
+	if down := p.mustLog("listener down", map[string]any{"listener": "m"}, time.Second); down["connections"] != float64(1) {
 		t.Fatalf("listener down line %v, want 1 open connection", down)
 	}
 	// The open connection finishes normally: echo, half-close, EOF.
@@ -88,8 +88,8 @@ func TestMovedAddress(t *testing.T) {
 }
 
 func TestSIGHUPReloadsWithoutWatcher(t *testing.T) {
-	p := startSluice(t, configText("30s", echoListener("a", "127.0.0.1:0", "")), "--watch=false")
-	p.waitLog("config file watch disabled; reload with SIGHUP", nil, time.Second)
+	p := startConfig(t, configText("30s", echoListener("a", "127.0.0.1:0", "")), "--watch=false")
+	p.mustLog("config file watch disabled; reload with SIGHUP", nil, time.Second)
 	next := configText("30s", echoListener("a", "127.0.0.1:0", ""), echoListener("b", "127.0.0.2:0", ""))
 	if err := saves.Rename(p.path, []byte(next)); err != nil {
 		t.Fatal(err)
@@ -113,16 +113,16 @@ func TestSIGHUPReloadsWithoutWatcher(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog("config unchanged; nothing to do", map[string]any{"trigger": "signal"}, 5*time.Second)
+	p.mustLog("config unchanged; nothing to do", map[string]any{"trigger": "signal"}, 5*time.Second)
 }
 
 func TestDeletedConfigKeepsServing(t *testing.T) {
-	p := startSluice(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
+	p := startConfig(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
 	addr := p.addrOf("a")
 	if err := os.Remove(p.path); err != nil {
 		t.Fatal(err)
 	}
-	line := p.waitLog("config file removed; keeping the running config until it is back", nil, 5*time.Second)
+	line := p.mustLog("config file removed; keeping the running config until it is back", nil, 5*time.Second)
 	if line["@level"] != "warn" {
 		t.Fatalf("deletion logged at %v, want warn", line["@level"])
 	}
@@ -143,7 +143,7 @@ func TestDeletedConfigKeepsServing(t *testing.T) {
 }
 
 func TestLogFormatSwitchesOnReload(t *testing.T) {
-	p := startSluice(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
+	p := startConfig(t, configText("30s", echoListener("a", "127.0.0.1:0", "")))
 	next := strings.Replace(configText("30s", echoListener("a", "127.0.0.1:0", ""), echoListener("b", "127.0.0.2:0", "")),
 		"format: json", "format: text", 1)
 	if err := saves.Rename(p.path, []byte(next)); err != nil {

@@ -1,4 +1,4 @@
-package reload_test
+package e2e
 
 import (
 	"bytes"
@@ -170,7 +170,7 @@ func (p *proc) retiredMetric() string {
 func TestLongLivedConnectionsSurviveReloads(t *testing.T) {
 	const reloads, first = 20, 5
 	up := upstream(t)
-	p := startSluice(t, proxyConfig("0s", up, 0), "--watch=false")
+	p := startConfig(t, proxyConfig("0s", up, 0), "--watch=false")
 	addr := p.addrOf("front")
 
 	var held []net.Conn
@@ -258,7 +258,7 @@ func TestLongLivedConnectionsSurviveReloads(t *testing.T) {
 func TestReloadDrainTimeoutCutsWithWarning(t *testing.T) {
 	const n = 4
 	up := upstream(t)
-	p := startSluice(t, proxyConfig("1s", up, 0), "--watch=false")
+	p := startConfig(t, proxyConfig("1s", up, 0), "--watch=false")
 	addr := p.addrOf("front")
 	var old []net.Conn
 	for range n {
@@ -299,7 +299,7 @@ func TestReloadDrainTimeoutCutsWithWarning(t *testing.T) {
 			t.Fatalf("connection %d closed %v after the reload, want 1-2s (at most 4s)", i, ended[i])
 		}
 	}
-	line := p.waitLog("reload drain timeout: closing connections still on a retired chain", map[string]any{"listener": "front"}, 5*time.Second)
+	line := p.mustLog("reload drain timeout: closing connections still on a retired chain", map[string]any{"listener": "front"}, 5*time.Second)
 	if line["@level"] != "warn" || line["connections"] != float64(n) {
 		t.Fatalf("cut logged as %v, want warn with connections=%d", line, n)
 	}

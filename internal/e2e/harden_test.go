@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -325,14 +325,7 @@ listeners:
 		t.Errorf("upstream marked failed by a descriptor shortage:\n%s", p.output())
 	}
 	// One warning per second at most, with the rest counted.
-	warns := 0
-	p.mu.Lock()
-	for _, r := range p.logs {
-		if r["@message"] == "flow failed" {
-			warns++
-		}
-	}
-	p.mu.Unlock()
+	warns := p.count("flow failed")
 	if limit := int(elapsed/time.Second) + 2; warns == 0 || warns > limit {
 		t.Errorf("%d 'flow failed' lines in %v, want between 1 and %d", warns, elapsed, limit)
 	}

@@ -1,0 +1,78 @@
+package e2e
+
+// Clients for the end-to-end tests: plain dials, echo checks, socat.
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func dialT(t *testing.T, network, address string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout(network, address, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s %s: %v", network, address, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+func echoOnce(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if string(buf) != msg {
+		t.Fatalf("echo: got %q, want %q", buf, msg)
+	}
+}
+
+// needSocat returns socat's path, skipping the test when it is missing,
+// except in CI, where a missing socat is a failure.
+func needSocat(t *testing.T) string {
+	t.Helper()
+	path, err := exec.LookPath("socat")
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("socat is not installed, and CI=true requires the socat tests to run (.ci/run installs it)")
+	}
+	t.Skip("socat is not installed: skipping the socat test (apt-get install socat to run it)")
+	return ""
+}
+
+// socat sends input through `socat - ADDRESS` and returns what came back.
+func socat(t *testing.T, address, input string) string {
+	t.Helper()
+	cmd := exec.Command(needSocat(t), "-t", "5", "-", address)
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("socat %s: %v\n%s", address, err, out)
+	}
+	return string(out)
+}
+
+// refused reports whether nothing accepts on addr (any more): the
+// connect is refused.
+func refused(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		_ = c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
