@@ -20,9 +20,11 @@ const (
 	soakWrites    = 50
 	soakLongLived = 20
 	soakLoaders   = 4 // goroutines connecting, echoing and closing on main
-	// visibleWithin is the bound from a write to its reload
-	// being logged.
-	visibleWithin = 2 * time.Second
+	// visibleWithin bounds the time from a write to its reload being
+	// logged. A quiet machine takes well under 200 ms (150 ms of it the
+	// save settle time); the bound is loose so that a loaded CI machine
+	// does not fail the soak, which is about losing nothing.
+	visibleWithin = 10 * time.Second
 )
 
 // shortConns is a loop of short connections: connect, echo, close, as fast as

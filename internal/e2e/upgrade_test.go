@@ -33,6 +33,9 @@ func upgradeUnderLoad(t *testing.T, trigger func(r *upgradeRig) int) {
 	if !r.p.waitLog("upgrade: new process ready; draining", 30*time.Second) {
 		t.Fatalf("no upgrade; output:\n%s", r.p.output())
 	}
+	// Both processes write to one log pipe: the old one's line above may
+	// come through before the new one's "sluice started" record.
+	r.p.waitLog("sluice started", 20*time.Second, "upgraded", "true")
 	if pids := r.p.upgradedPIDs(); len(pids) != 1 || (newPID != 0 && pids[0] != newPID) {
 		t.Fatalf("upgraded pids %v, want one (%d)", pids, newPID)
 	}

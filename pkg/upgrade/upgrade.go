@@ -149,32 +149,47 @@ func (u *Upgrader) Upgrade(trigger string) (int, error) {
 	}
 	u.running = true
 	u.mu.Unlock()
-	defer func() {
-		u.mu.Lock()
-		u.running = false
-		u.mu.Unlock()
-	}()
 
-	u.log.Info("upgrade started", "trigger", trigger, "binary", u.path)
 	start := time.Now()
+	pid, err := u.upgrade(trigger)
+	// Not running any more before the outcome is logged: whoever reads
+	// the line may ask again at once.
+	u.mu.Lock()
+	u.running = false
+	u.mu.Unlock()
+	switch {
+	case err == nil:
+		u.log.Info("upgrade: new process ready; draining", "trigger", trigger, "pid", pid,
+			"duration", time.Since(start).Round(time.Millisecond))
+		return pid, nil
+	case errors.Is(err, ErrDraining), errors.Is(err, ErrStopping), errors.Is(err, ErrBusy):
+		return 0, u.refuse(trigger, err)
+	}
+	return 0, u.fail(trigger, err)
+}
+
+// upgrade offers every socket, starts the new process and waits for it to
+// be ready; then this process hands over.
+func (u *Upgrader) upgrade(trigger string) (int, error) {
+	u.log.Info("upgrade started", "trigger", trigger, "binary", u.path)
 	offer := listener.NewOffer(u.tf.Fds)
 	for _, s := range u.sources {
 		if err := s.Offer(offer); err != nil {
 			offer.Withdraw()
-			return 0, u.fail(trigger, err)
+			return 0, err
 		}
 	}
 	if err := u.tf.Upgrade(); err != nil {
 		offer.Withdraw()
 		switch msg := err.Error(); {
 		case strings.Contains(msg, "parent hasn't exited"):
-			return 0, u.refuse(trigger, fmt.Errorf("%w (pid %d)", ErrDraining, os.Getppid()))
+			return 0, fmt.Errorf("%w (pid %d)", ErrDraining, os.Getppid())
 		case msg == "terminating":
-			return 0, u.refuse(trigger, ErrStopping)
+			return 0, ErrStopping
 		case strings.Contains(msg, "upgrade in progress"):
-			return 0, u.refuse(trigger, ErrBusy)
+			return 0, ErrBusy
 		}
-		return 0, u.fail(trigger, fmt.Errorf("new process: %w (its own log lines say why)", err))
+		return 0, fmt.Errorf("new process: %w (its own log lines say why)", err)
 	}
 	// From here on the sockets are the new process's too: closing ours
 	// must not remove a Unix socket file it serves.
@@ -187,8 +202,6 @@ func (u *Upgrader) Upgrade(trigger string) (int, error) {
 	u.newPID = pid
 	u.mu.Unlock()
 	close(u.done)
-	u.log.Info("upgrade: new process ready; draining", "trigger", trigger, "pid", pid,
-		"duration", time.Since(start).Round(time.Millisecond))
 	return pid, nil
 }
 
