@@ -223,12 +223,17 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, check bool) er
 			return err
 		case <-timer.C:
 			first = time.Time{}
+			// Watch the directory of what the path resolves to now
+			// before the file is read: a write made as soon as this
+			// reload is logged (into a symlink's new target, say) must
+			// find the watch in place, or it would go unseen.
+			w.target = resolve(w.path)
+			w.followTarget(fw)
 			if d := w.fire(ctx); d > 0 {
 				// A new event reschedules sooner; the backoff
 				// carries on if that reload fails the same way.
 				timer.Reset(d)
 			}
-			w.followTarget(fw)
 		}
 	}
 }
@@ -256,7 +261,6 @@ func (w *Watcher) concerns(ev fsnotify.Event) bool {
 // returns when to try again: after a failure of a transient cause, else
 // 0.
 func (w *Watcher) fire(ctx context.Context) time.Duration {
-	w.target = resolve(w.path)
 	_, err := os.Stat(w.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !w.missing {

@@ -1,6 +1,7 @@
 package reload
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -258,5 +259,40 @@ func TestWatchSurvivesDirectoryRemoval(t *testing.T) {
 	e.waitReload(e.hashOf(next))
 	if got := tagOf(t, addr); got != "dir-v2" {
 		t.Fatalf("answered by %q after the directory came back", got)
+	}
+}
+
+// TestWatchSeesAWriteMadeAsTheReloadIsLogged: a save into a symlink's new
+// target made the moment the previous reload is done (as an operator's
+// script or a test does once it sees "config reloaded") is seen. The
+// watch on the new target's directory must be in place before the file
+// is read, not after.
+func TestWatchSeesAWriteMadeAsTheReloadIsLogged(t *testing.T) {
+	e := start(t, configYAML("5s", listenerYAML("a", "127.0.0.1:0", "race-v0")), false)
+	first := configYAML("5s", listenerYAML("a", "127.0.0.1:0", "race-v1"))
+	second := configYAML("5s", listenerYAML("a", "127.0.0.1:0", "race-v2"))
+	var once sync.Once
+	e.watch(func(w *Watcher) {
+		reload := w.reload
+		w.reload = func(ctx context.Context) error {
+			err := reload(ctx)
+			// Right after the symlink swap's reload, before the watcher
+			// gets back to its loop: write in place through the link,
+			// into the directory the swap brought.
+			once.Do(func() {
+				if err := saves.InPlace(e.path, []byte(second)); err != nil {
+					t.Error(err)
+				}
+			})
+			return err
+		}
+	})
+	if err := saves.Symlink(e.path, []byte(first)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReload(e.hashOf(first))
+	e.waitReload(e.hashOf(second))
+	if got := tagOf(t, e.addr("a")); got != "race-v2" {
+		t.Fatalf("answered by %q after the write", got)
 	}
 }
