@@ -7,49 +7,30 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/admintest"
 	"github.com/sluice-dev/sluice/pkg/admin"
 )
 
 // POST /reload during the shutdown drain answers 503 even when the file
 // is unchanged, and that 503 is no failed reload.
 func TestBinaryReloadWhileDraining(t *testing.T) {
-	path := writeConfig(t, t.TempDir(), strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}), "drain_timeout: 5s", "drain_timeout: 1m", 1))
-	p := startPlain(t, path)
-	base := "http://" + p.waitLine(adminUp, 1)
-	eAddr, _ := listenerAddr(status(t, base), "e")
-	c, err := net.Dial("tcp", eAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(c, make([]byte, 2)); err != nil {
-		t.Fatal(err)
-	}
-
-	p.signal(syscall.SIGTERM)
-	waitFor(t, "/healthz to say draining", func() bool {
-		return do(t, "GET", base+"/healthz").code == http.StatusServiceUnavailable
-	})
+	p, base, _, c := startDraining(t)
 	// The file is unchanged: the one case that used to answer 200.
-	code, resp := postReload(t, base)
+	code, resp := admintest.PostReload(t, base)
 	if code != http.StatusServiceUnavailable || resp.Result != "failure" {
 		t.Errorf("POST /reload while draining: %d %+v, want 503", code, resp)
 	}
-	m := scrapeMetrics(t, base)
-	if v := m.must(t, "sluice_config_reloads_total", "result", "failure"); v != 0 {
+	m := admintest.ScrapeMetrics(t, base)
+	if v := m.Must(t, "sluice_config_reloads_total", "result", "failure"); v != 0 {
 		t.Errorf("reloads failure %v after a refused reload, want 0", v)
 	}
-	if v := m.must(t, "sluice_config_reloads_total", "result", "success"); v != 0 {
+	if v := m.Must(t, "sluice_config_reloads_total", "result", "success"); v != 0 {
 		t.Errorf("reloads success %v after a refused reload, want 0", v)
 	}
-	if st := status(t, base); st.LastReload != nil {
+	if st := admintest.Status(t, base); st.LastReload != nil {
 		t.Errorf("/status last_reload %+v after a refused reload, want none", st.LastReload)
 	}
 	_ = c.Close()
@@ -62,10 +43,10 @@ func TestBinaryReloadWhileDraining(t *testing.T) {
 // headers up to 16 KiB pass and more get 431; more connections than the
 // cap wait in the kernel's queue while the data listeners serve on.
 func TestBinaryAdminLimits(t *testing.T) {
-	path := writeConfig(t, t.TempDir(), configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	path := writeConfig(t, t.TempDir(), admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")))
 	p := startPlain(t, path)
 	addr := p.waitLine(adminUp, 1)
-	eAddr, _ := listenerAddr(status(t, "http://"+addr), "e")
+	eAddr, _ := admintest.ListenerAddr(admintest.Status(t, "http://"+addr), "e")
 
 	for _, tc := range []struct {
 		size int
@@ -94,7 +75,7 @@ func TestBinaryAdminLimits(t *testing.T) {
 		held = append(held, c)
 	}
 	// The data listener still serves...
-	echoRoundTrip(t, "tcp", eAddr, payload(1000))
+	admintest.EchoRoundTrip(t, "tcp", eAddr, admintest.Payload(1000))
 	// ...and a request past the cap waits for a slot rather than being
 	// served at once: the server holds at most MaxConns connections.
 	extra := held[len(held)-1]
@@ -108,8 +89,8 @@ func TestBinaryAdminLimits(t *testing.T) {
 		_ = c.Close()
 	}
 	held = held[admin.MaxConns:]
-	if r := do(t, "GET", "http://"+addr+"/healthz"); r.code != http.StatusOK {
-		t.Errorf("/healthz after the flood: %d", r.code)
+	if r := admintest.Do(t, "GET", "http://"+addr+"/healthz"); r.Code != http.StatusOK {
+		t.Errorf("/healthz after the flood: %d", r.Code)
 	}
 	p.terminate()
 }

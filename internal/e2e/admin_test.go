@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/admintest"
 )
 
 // The real binary, known traffic from Go clients, then exact numbers from
@@ -16,14 +18,14 @@ import (
 func TestBinaryScrapeAfterTraffic(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "e.sock")
-	cfg := configYAML("127.0.0.1:0", listenerSpec{"tcp-echo", "tcp", "127.0.0.1:0"}, listenerSpec{"unix-echo", "unix", sock})
+	cfg := admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("tcp-echo", "tcp", "127.0.0.1:0"), admintest.Listener("unix-echo", "unix", sock))
 	path := writeConfig(t, dir, cfg)
 	start := time.Now()
 	p := startPlain(t, path)
 	base := "http://" + p.waitLine(adminUp, 1)
 
-	st := status(t, base)
-	tcpAddr, ok := listenerAddr(st, "tcp-echo")
+	st := admintest.Status(t, base)
+	tcpAddr, ok := admintest.ListenerAddr(st, "tcp-echo")
 	if !ok {
 		t.Fatalf("no tcp-echo in /status: %+v", st.Listeners)
 	}
@@ -31,43 +33,43 @@ func TestBinaryScrapeAfterTraffic(t *testing.T) {
 		t.Errorf("/status config %+v", st.Config)
 	}
 
-	m := scrapeMetrics(t, base)
-	if v := m.must(t, "sluice_connections_total", "listener", "tcp-echo"); v != 0 {
+	m := admintest.ScrapeMetrics(t, base)
+	if v := m.Must(t, "sluice_connections_total", "listener", "tcp-echo"); v != 0 {
 		t.Fatalf("connections_total %v before any traffic", v)
 	}
 
-	tcpBytes := traffic(t, "tcp", tcpAddr, 1, 100, 65536, 3<<20)
-	unixBytes := traffic(t, "unix", sock, 0, 12345)
-	checkTraffic(t, base, "tcp-echo", 4, tcpBytes)
-	checkTraffic(t, base, "unix-echo", 2, unixBytes)
+	tcpBytes := admintest.Traffic(t, "tcp", tcpAddr, 1, 100, 65536, 3<<20)
+	unixBytes := admintest.Traffic(t, "unix", sock, 0, 12345)
+	admintest.CheckTraffic(t, base, "tcp-echo", 4, tcpBytes)
+	admintest.CheckTraffic(t, base, "unix-echo", 2, unixBytes)
 
 	// A bad file and SIGHUP: a counted failure; the old config serves.
 	writeConfig(t, dir, strings.Replace(cfg, "handler: echo", "handler: nope", 1))
 	p.signal(syscall.SIGHUP)
-	waitFor(t, "a failed reload counted", func() bool {
-		v, _ := scrapeMetrics(t, base).value("sluice_config_reloads_total", "result", "failure")
+	admintest.WaitFor(t, "a failed reload counted", func() bool {
+		v, _ := admintest.ScrapeMetrics(t, base).Value("sluice_config_reloads_total", "result", "failure")
 		return v == 1
 	})
-	echoRoundTrip(t, "tcp", tcpAddr, payload(10))
+	admintest.EchoRoundTrip(t, "tcp", tcpAddr, admintest.Payload(10))
 
 	// A good file through POST /reload: a counted success, timestamped.
-	writeConfig(t, dir, configYAML("127.0.0.1:0", listenerSpec{"tcp-echo", "tcp", "127.0.0.1:0"}))
+	writeConfig(t, dir, admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("tcp-echo", "tcp", "127.0.0.1:0")))
 	before := time.Now()
-	code, resp := postReload(t, base)
+	code, resp := admintest.PostReload(t, base)
 	if code != http.StatusOK || len(resp.Removed) != 1 || resp.Removed[0] != "unix-echo" {
 		t.Fatalf("POST /reload: %d %+v, want unix-echo removed", code, resp)
 	}
-	m = scrapeMetrics(t, base)
-	if v := m.must(t, "sluice_config_reloads_total", "result", "success"); v != 1 {
+	m = admintest.ScrapeMetrics(t, base)
+	if v := m.Must(t, "sluice_config_reloads_total", "result", "success"); v != 1 {
 		t.Errorf("reloads success %v, want 1", v)
 	}
-	if v := m.must(t, "sluice_config_reloads_total", "result", "failure"); v != 1 {
+	if v := m.Must(t, "sluice_config_reloads_total", "result", "failure"); v != 1 {
 		t.Errorf("reloads failure %v, want 1", v)
 	}
-	if ts := m.must(t, "sluice_config_last_reload_success_timestamp_seconds"); ts < float64(before.Unix()) || ts > float64(time.Now().Unix()+1) {
+	if ts := m.Must(t, "sluice_config_last_reload_success_timestamp_seconds"); ts < float64(before.Unix()) || ts > float64(time.Now().Unix()+1) {
 		t.Errorf("last reload timestamp %v, want about %v", ts, before.Unix())
 	}
-	checkTraffic(t, base, "tcp-echo", 5, tcpBytes+10)
+	admintest.CheckTraffic(t, base, "tcp-echo", 5, tcpBytes+10)
 
 	p.terminate()
 	if !refused(strings.TrimPrefix(base, "http://")) {
@@ -79,13 +81,13 @@ func TestBinaryScrapeAfterTraffic(t *testing.T) {
 // new one serves), then a reload onto an address in use fails as a whole.
 func TestBinaryEndpointMoves(t *testing.T) {
 	dir := t.TempDir()
-	path := writeConfig(t, dir, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	path := writeConfig(t, dir, admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")))
 	p := startPlain(t, path)
 	oldAddr := p.waitLine(adminUp, 1)
 
-	newAddr := freeAddr(t, "127.0.0.2")
-	writeConfig(t, dir, configYAML(newAddr, listenerSpec{"e", "tcp", "127.0.0.1:0"}))
-	if code, resp := postReload(t, "http://"+oldAddr); code != http.StatusOK {
+	newAddr := admintest.FreeAddr(t, "127.0.0.2")
+	writeConfig(t, dir, admintest.ConfigYAML(newAddr, admintest.Listener("e", "tcp", "127.0.0.1:0")))
+	if code, resp := admintest.PostReload(t, "http://"+oldAddr); code != http.StatusOK {
 		t.Fatalf("move: %d %+v", code, resp)
 	}
 	if got := p.waitLine(adminUp, 2); got != newAddr {
@@ -95,28 +97,28 @@ func TestBinaryEndpointMoves(t *testing.T) {
 		t.Errorf("old address %s still accepts", oldAddr)
 	}
 	base := "http://" + newAddr
-	if r := do(t, "GET", base+"/healthz"); r.code != 200 || r.body != "ok" {
-		t.Fatalf("new address /healthz: %d %q", r.code, r.body)
+	if r := admintest.Do(t, "GET", base+"/healthz"); r.Code != 200 || r.Body != "ok" {
+		t.Fatalf("new address /healthz: %d %q", r.Code, r.Body)
 	}
-	before := status(t, base)
-	eAddr, _ := listenerAddr(before, "e")
+	before := admintest.Status(t, base)
+	eAddr, _ := admintest.ListenerAddr(before, "e")
 
-	taken := occupy(t)
-	writeConfig(t, dir, configYAML(taken, listenerSpec{"e", "tcp", "127.0.0.1:0"}, listenerSpec{"more", "tcp", "127.0.0.3:0"}))
-	code, resp := postReload(t, base)
+	taken := admintest.Occupy(t)
+	writeConfig(t, dir, admintest.ConfigYAML(taken, admintest.Listener("e", "tcp", "127.0.0.1:0"), admintest.Listener("more", "tcp", "127.0.0.3:0")))
+	code, resp := admintest.PostReload(t, base)
 	if code != http.StatusInternalServerError || len(resp.Errors) == 0 || !strings.Contains(resp.Errors[0], "admin.address") {
 		t.Fatalf("reload onto a taken admin address: %d %+v, want 500 naming admin.address", code, resp)
 	}
-	after := status(t, base)
+	after := admintest.Status(t, base)
 	if len(after.Listeners) != 1 || after.Listeners[0] != before.Listeners[0] || after.Config.SHA256 != before.Config.SHA256 {
 		t.Errorf("listeners changed by a failed reload: %+v -> %+v", before.Listeners, after.Listeners)
 	}
-	echoRoundTrip(t, "tcp", eAddr, payload(1000))
+	admintest.EchoRoundTrip(t, "tcp", eAddr, admintest.Payload(1000))
 	p.terminate()
 }
 
 func TestBinaryStartFailsOnAdminAddressInUse(t *testing.T) {
-	path := writeConfig(t, t.TempDir(), configYAML(occupy(t), listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	path := writeConfig(t, t.TempDir(), admintest.ConfigYAML(admintest.Occupy(t), admintest.Listener("e", "tcp", "127.0.0.1:0")))
 	p := startPlain(t, path)
 	if code := p.wait(waitBound); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
@@ -126,18 +128,21 @@ func TestBinaryStartFailsOnAdminAddressInUse(t *testing.T) {
 	}
 }
 
-// While connections drain after SIGTERM the endpoint stays up: /healthz
-// says draining and /metrics shows the connection until it closes.
-func TestBinaryEndpointUpWhileDraining(t *testing.T) {
-	path := writeConfig(t, t.TempDir(), strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}), "drain_timeout: 5s", "drain_timeout: 1m", 1))
-	p := startPlain(t, path)
-	base := "http://" + p.waitLine(adminUp, 1)
-	eAddr, _ := listenerAddr(status(t, base), "e")
+// startDraining starts sluice with one echo listener "e" and a 1m drain,
+// holds one connection open on it with 2 bytes each way, sends SIGTERM and
+// waits for /healthz to say draining. The connection closes when the test
+// ends; closing it earlier lets the drain finish.
+func startDraining(t *testing.T) (p *proc, base, eAddr string, c net.Conn) {
+	t.Helper()
+	path := writeConfig(t, t.TempDir(), strings.Replace(admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")), "drain_timeout: 5s", "drain_timeout: 1m", 1))
+	p = startPlain(t, path)
+	base = "http://" + p.waitLine(adminUp, 1)
+	eAddr, _ = admintest.ListenerAddr(admintest.Status(t, base), "e")
 	c, err := net.Dial("tcp", eAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() })
 	if _, err := c.Write([]byte("hi")); err != nil {
 		t.Fatal(err)
 	}
@@ -146,17 +151,24 @@ func TestBinaryEndpointUpWhileDraining(t *testing.T) {
 	}
 
 	p.signal(syscall.SIGTERM)
-	waitFor(t, "/healthz to say draining", func() bool {
-		return do(t, "GET", base+"/healthz").code == http.StatusServiceUnavailable
+	admintest.WaitFor(t, "/healthz to say draining", func() bool {
+		return admintest.Do(t, "GET", base+"/healthz").Code == http.StatusServiceUnavailable
 	})
+	return p, base, eAddr, c
+}
+
+// While connections drain after SIGTERM the endpoint stays up: /healthz
+// says draining and /metrics shows the connection until it closes.
+func TestBinaryEndpointUpWhileDraining(t *testing.T) {
+	p, base, eAddr, c := startDraining(t)
 	if !refused(eAddr) {
 		t.Error("listener still accepts while draining")
 	}
-	m := scrapeMetrics(t, base)
-	if v := m.must(t, "sluice_connections_active", "listener", "e"); v != 1 {
+	m := admintest.ScrapeMetrics(t, base)
+	if v := m.Must(t, "sluice_connections_active", "listener", "e"); v != 1 {
 		t.Errorf("connections_active %v while draining, want 1", v)
 	}
-	if v := m.must(t, "sluice_bytes_total", "listener", "e", "direction", "in"); v != 2 {
+	if v := m.Must(t, "sluice_bytes_total", "listener", "e", "direction", "in"); v != 2 {
 		t.Errorf("bytes in %v while draining, want 2", v)
 	}
 	_ = c.Close()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/sluice-dev/sluice/internal/admintest"
 	"github.com/sluice-dev/sluice/internal/testbin"
 	"github.com/sluice-dev/sluice/pkg/config"
 	_ "github.com/sluice-dev/sluice/plugins/all" // so that test configs parse here as in the binary
@@ -327,7 +327,7 @@ func (p *proc) mustLog(msg string, want map[string]any, within time.Duration) ma
 func (p *proc) waitLine(re *regexp.Regexp, n int) string {
 	p.t.Helper()
 	var got string
-	waitFor(p.t, fmt.Sprintf("log line %d matching %s", n, re), func() bool {
+	admintest.WaitFor(p.t, fmt.Sprintf("log line %d matching %s", n, re), func() bool {
 		seen := 0
 		for _, l := range p.logs.lines() {
 			if m := re.FindStringSubmatch(l); m != nil {
@@ -476,40 +476,4 @@ func sockDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(d) })
 	return d
-}
-
-// freeAddr returns a loopback address on host that nothing listens on
-// now.
-func freeAddr(t *testing.T, host string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
-// occupy binds a loopback address for the test's duration.
-func occupy(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	return ln.Addr().String()
-}
-
-// waitFor polls cond until it holds or waitBound passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitBound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitBound, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -9,10 +9,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/admintest"
 )
 
 func TestRoutes(t *testing.T) {
-	f := newFixture(t, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")))
 	base := f.url(t)
 	tests := []struct {
 		method, path string
@@ -33,39 +35,39 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+tt.path, func(t *testing.T) {
-			r := do(t, tt.method, base+tt.path)
-			if r.code != tt.code {
-				t.Fatalf("code %d, want %d (body %q)", r.code, tt.code, r.body)
+			r := admintest.Do(t, tt.method, base+tt.path)
+			if r.Code != tt.code {
+				t.Fatalf("code %d, want %d (body %q)", r.Code, tt.code, r.Body)
 			}
-			if tt.allow != "" && r.header.Get("Allow") != tt.allow {
-				t.Errorf("Allow %q, want %q", r.header.Get("Allow"), tt.allow)
+			if tt.allow != "" && r.Header.Get("Allow") != tt.allow {
+				t.Errorf("Allow %q, want %q", r.Header.Get("Allow"), tt.allow)
 			}
-			if tt.body != "" && r.body != tt.body {
-				t.Errorf("body %q, want %q", r.body, tt.body)
+			if tt.body != "" && r.Body != tt.body {
+				t.Errorf("body %q, want %q", r.Body, tt.body)
 			}
 		})
 	}
 }
 
 func TestHealthzDraining(t *testing.T) {
-	f := newFixture(t, configYAML("127.0.0.1:0"))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0"))
 	f.admin.SetDraining()
-	r := do(t, "GET", f.url(t)+"/healthz")
-	if r.code != http.StatusServiceUnavailable || r.body != "draining" {
-		t.Fatalf("draining /healthz: %d %q, want 503 \"draining\"", r.code, r.body)
+	r := admintest.Do(t, "GET", f.url(t)+"/healthz")
+	if r.Code != http.StatusServiceUnavailable || r.Body != "draining" {
+		t.Fatalf("draining /healthz: %d %q, want 503 \"draining\"", r.Code, r.Body)
 	}
-	if !status(t, f.url(t)).Draining {
+	if !admintest.Status(t, f.url(t)).Draining {
 		t.Error("/status does not say draining")
 	}
 }
 
 // A browser page must not be able to trigger a reload; curl can.
 func TestReloadRefusesCrossOriginBrowsers(t *testing.T) {
-	f := newFixture(t, configYAML("127.0.0.1:0"))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0"))
 	req, _ := http.NewRequest("POST", f.url(t)+"/reload", nil)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	req.Header.Set("Origin", "https://evil.example")
-	resp, err := client().Do(req)
+	resp, err := admintest.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +82,13 @@ func TestReloadRefusesCrossOriginBrowsers(t *testing.T) {
 
 func TestStatus(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "e.sock")
-	f := newFixture(t, configYAML("127.0.0.1:0",
-		listenerSpec{"b-unix", "unix", sock},
-		listenerSpec{"a-tcp", "tcp", "127.0.0.1:0"}))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0",
+		admintest.Listener("b-unix", "unix", sock),
+		admintest.Listener("a-tcp", "tcp", "127.0.0.1:0")))
 	cfg := f.sup.Config()
 	base := f.url(t)
 
-	st := status(t, base)
+	st := admintest.Status(t, base)
 	if st.Config.SHA256 != cfg.Hash || len(st.Config.SHA256) != 64 {
 		t.Errorf("sha256 %q, want %q", st.Config.SHA256, cfg.Hash)
 	}
@@ -131,27 +133,27 @@ func TestStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st = status(t, base)
+	st = admintest.Status(t, base)
 	if st.Listeners[0].Connections != 2 || st.Listeners[1].Connections != 1 {
 		t.Errorf("open connections %+v, want a-tcp 2, b-unix 1", st.Listeners)
 	}
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	waitFor(t, "connections back to 0 in /status", func() bool {
-		st := status(t, base)
+	admintest.WaitFor(t, "connections back to 0 in /status", func() bool {
+		st := admintest.Status(t, base)
 		return st.Listeners[0].Connections == 0 && st.Listeners[1].Connections == 0
 	})
 }
 
 func TestReloadBadConfigKeepsServing(t *testing.T) {
-	f := newFixture(t, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")))
 	base := f.url(t)
-	before := status(t, base)
-	addr, _ := listenerAddr(before, "e")
+	before := admintest.Status(t, base)
+	addr, _ := admintest.ListenerAddr(before, "e")
 
-	f.write(t, strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}), "handler: echo", "handler: ech0", 1))
-	code, resp := postReload(t, base)
+	f.write(t, strings.Replace(admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")), "handler: echo", "handler: ech0", 1))
+	code, resp := admintest.PostReload(t, base)
 	if code != http.StatusUnprocessableEntity || resp.Result != "failure" {
 		t.Fatalf("bad config: %d %+v, want 422 failure", code, resp)
 	}
@@ -161,39 +163,39 @@ func TestReloadBadConfigKeepsServing(t *testing.T) {
 	}
 
 	// The old config still runs and serves.
-	echoRoundTrip(t, "tcp", addr, payload(100))
-	after := status(t, base)
+	admintest.EchoRoundTrip(t, "tcp", addr, admintest.Payload(100))
+	after := admintest.Status(t, base)
 	if after.Config.SHA256 != before.Config.SHA256 {
 		t.Error("the running config changed after a failed reload")
 	}
 	if after.LastReload == nil || after.LastReload.Result != "failure" || after.LastReload.Trigger != "admin" || !strings.Contains(after.LastReload.Error, want) {
 		t.Errorf("last_reload %+v, want an admin failure naming the key", after.LastReload)
 	}
-	m := scrapeMetrics(t, base)
-	if got := m.must(t, "sluice_config_reloads_total", "result", "failure"); got != 1 {
+	m := admintest.ScrapeMetrics(t, base)
+	if got := m.Must(t, "sluice_config_reloads_total", "result", "failure"); got != 1 {
 		t.Errorf("reloads failure %v, want 1", got)
 	}
-	if got := m.must(t, "sluice_config_reloads_total", "result", "success"); got != 0 {
+	if got := m.Must(t, "sluice_config_reloads_total", "result", "success"); got != 0 {
 		t.Errorf("reloads success %v, want 0", got)
 	}
 }
 
 func TestReloadGoodConfigApplies(t *testing.T) {
-	f := newFixture(t, configYAML("127.0.0.1:0",
-		listenerSpec{"keep", "tcp", "127.0.0.1:0"},
-		listenerSpec{"gone", "tcp", "127.0.0.3:0"}))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0",
+		admintest.Listener("keep", "tcp", "127.0.0.1:0"),
+		admintest.Listener("gone", "tcp", "127.0.0.3:0")))
 	base := f.url(t)
-	start := scrapeMetrics(t, base).must(t, "sluice_config_last_reload_success_timestamp_seconds")
+	start := admintest.ScrapeMetrics(t, base).Must(t, "sluice_config_last_reload_success_timestamp_seconds")
 	if loaded := float64(f.sup.Config().LoadedAt.UnixNano()) / 1e9; start != loaded {
 		t.Errorf("last reload timestamp %v at start, want the load time %v", start, loaded)
 	}
 
 	sock := filepath.Join(t.TempDir(), "new.sock")
-	f.write(t, configYAML("127.0.0.1:0",
-		listenerSpec{"keep", "tcp", "127.0.0.1:0"},
-		listenerSpec{"new", "unix", sock}))
+	f.write(t, admintest.ConfigYAML("127.0.0.1:0",
+		admintest.Listener("keep", "tcp", "127.0.0.1:0"),
+		admintest.Listener("new", "unix", sock)))
 	before := time.Now()
-	code, resp := postReload(t, base)
+	code, resp := admintest.PostReload(t, base)
 	after := time.Now()
 	if code != http.StatusOK || resp.Result != "success" || resp.Unchanged {
 		t.Fatalf("good config: %d %+v", code, resp)
@@ -204,19 +206,19 @@ func TestReloadGoodConfigApplies(t *testing.T) {
 	if resp.SHA256 != f.sup.Config().Hash {
 		t.Errorf("sha256 %q, want the running %q", resp.SHA256, f.sup.Config().Hash)
 	}
-	echoRoundTrip(t, "unix", sock, payload(10))
+	admintest.EchoRoundTrip(t, "unix", sock, admintest.Payload(10))
 
-	m := scrapeMetrics(t, base)
-	if got := m.must(t, "sluice_config_reloads_total", "result", "success"); got != 1 {
+	m := admintest.ScrapeMetrics(t, base)
+	if got := m.Must(t, "sluice_config_reloads_total", "result", "success"); got != 1 {
 		t.Errorf("reloads success %v, want 1", got)
 	}
-	ts := m.must(t, "sluice_config_last_reload_success_timestamp_seconds")
+	ts := m.Must(t, "sluice_config_last_reload_success_timestamp_seconds")
 	if ts < float64(before.UnixNano())/1e9 || ts > float64(after.UnixNano())/1e9 {
 		t.Errorf("last reload timestamp %v not within the POST [%v, %v]", ts, before.Unix(), after.Unix())
 	}
 
 	// The same file again: a success that changes nothing.
-	code, resp = postReload(t, base)
+	code, resp = admintest.PostReload(t, base)
 	if code != http.StatusOK || !resp.Unchanged {
 		t.Errorf("unchanged reload: %d %+v", code, resp)
 	}
@@ -224,7 +226,7 @@ func TestReloadGoodConfigApplies(t *testing.T) {
 
 // Reloads from many clients at once are serialized and each answered.
 func TestConcurrentReloads(t *testing.T) {
-	f := newFixture(t, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")))
 	base := f.url(t)
 	const n = 8
 	var wg sync.WaitGroup
@@ -233,7 +235,7 @@ func TestConcurrentReloads(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			// Not postReload: t.Fatal must not be called off the test's goroutine.
-			resp, err := client().Post(base+"/reload", "", nil)
+			resp, err := admintest.Client().Post(base+"/reload", "", nil)
 			if err != nil {
 				errs[i] = err
 				return
@@ -248,7 +250,7 @@ func TestConcurrentReloads(t *testing.T) {
 			t.Errorf("reload %d: %d %v", i, codes[i], errs[i])
 		}
 	}
-	if got := scrapeMetrics(t, base).must(t, "sluice_config_reloads_total", "result", "success"); got != n {
+	if got := admintest.ScrapeMetrics(t, base).Must(t, "sluice_config_reloads_total", "result", "success"); got != n {
 		t.Errorf("reloads success %v, want %d", got, n)
 	}
 }

@@ -12,56 +12,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sluice-dev/sluice/internal/admintest"
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
-// traffic is a known workload: on each listener, one echo round trip per
-// size. It returns the bytes each listener must have counted each way.
-func traffic(t *testing.T, network, addr string, sizes ...int) float64 {
-	t.Helper()
-	total := 0
-	for _, n := range sizes {
-		echoRoundTrip(t, network, addr, payload(n))
-		total += n
-	}
-	return float64(total)
-}
-
-// checkTraffic waits for the connections to end, then compares every
-// per-listener metric with the workload.
-func checkTraffic(t *testing.T, base, listener string, conns int, bytes float64) {
-	t.Helper()
-	var m scrape
-	waitFor(t, listener+" connections_active back to 0", func() bool {
-		m = scrapeMetrics(t, base)
-		v, _ := m.value("sluice_connections_active", "listener", listener)
-		return v == 0
-	})
-	if got := m.must(t, "sluice_connections_total", "listener", listener); got != float64(conns) {
-		t.Errorf("%s connections_total %v, want %d", listener, got, conns)
-	}
-	if got := m.must(t, "sluice_bytes_total", "listener", listener, "direction", "in"); got != bytes {
-		t.Errorf("%s bytes_total{in} %v, want %v", listener, got, bytes)
-	}
-	if got := m.must(t, "sluice_bytes_total", "listener", listener, "direction", "out"); got != bytes {
-		t.Errorf("%s bytes_total{out} %v, want %v", listener, got, bytes)
-	}
-}
-
 func TestMetricsExact(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "e.sock")
-	f := newFixture(t, configYAML("127.0.0.1:0",
-		listenerSpec{"t", "tcp", "127.0.0.1:0"},
-		listenerSpec{"u", "unix", sock}))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0",
+		admintest.Listener("t", "tcp", "127.0.0.1:0"),
+		admintest.Listener("u", "unix", sock)))
 	base := f.url(t)
 	tcpAddr, _ := f.sup.Addr("t")
 
 	// Sizes around and well past one copy buffer, and an empty connection.
-	tcpBytes := traffic(t, "tcp", tcpAddr, 0, 1, 4096, 32*1024+1, 1<<20)
-	unixBytes := traffic(t, "unix", sock, 7, 65536)
-	checkTraffic(t, base, "t", 5, tcpBytes)
-	checkTraffic(t, base, "u", 2, unixBytes)
+	tcpBytes := admintest.Traffic(t, "tcp", tcpAddr, 0, 1, 4096, 32*1024+1, 1<<20)
+	unixBytes := admintest.Traffic(t, "unix", sock, 7, 65536)
+	admintest.CheckTraffic(t, base, "t", 5, tcpBytes)
+	admintest.CheckTraffic(t, base, "u", 2, unixBytes)
 
 	// A reload that gives "t" a new generation: a connection that started
 	// on the old one and ends after the reload, and one on the new one,
@@ -71,20 +39,20 @@ func TestMetricsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if _, err := old.Write(payload(300)); err != nil {
+	if _, err := old.Write(admintest.Payload(300)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.ReadFull(old, make([]byte, 300)); err != nil {
 		t.Fatal(err)
 	}
-	changed := strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"t", "tcp", "127.0.0.1:0"}, listenerSpec{"u", "unix", sock}),
+	changed := strings.Replace(admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("t", "tcp", "127.0.0.1:0"), admintest.Listener("u", "unix", sock)),
 		"    network: tcp\n", "    network: tcp\n    idle_timeout: 1m\n", 1)
 	f.write(t, changed)
 	if sum, err := f.rl.Reload(t.Context(), "file"); err != nil || len(sum.Changed) != 1 {
 		t.Fatalf("reload: %+v %v, want t changed", sum, err)
 	}
-	tcpBytes += traffic(t, "tcp", tcpAddr, 1000)
-	if _, err := old.Write(payload(200)); err != nil {
+	tcpBytes += admintest.Traffic(t, "tcp", tcpAddr, 1000)
+	if _, err := old.Write(admintest.Payload(200)); err != nil {
 		t.Fatal(err)
 	}
 	_ = old.(*net.TCPConn).CloseWrite()
@@ -93,7 +61,7 @@ func TestMetricsExact(t *testing.T) {
 	}
 	_ = old.Close()
 	tcpBytes += 500
-	checkTraffic(t, base, "t", 7, tcpBytes)
+	admintest.CheckTraffic(t, base, "t", 7, tcpBytes)
 
 	// Every sluice metric is well-formed (names, help, units).
 	problems, err := testutil.GatherAndLint(f.metrics.Registry,
@@ -106,7 +74,7 @@ func TestMetricsExact(t *testing.T) {
 		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
 	// The Go and process collectors are served too.
-	m := scrapeMetrics(t, base)
+	m := admintest.ScrapeMetrics(t, base)
 	for _, name := range []string{"go_goroutines", "process_open_fds"} {
 		if _, ok := m[name]; !ok {
 			t.Errorf("%s missing from /metrics", name)
@@ -154,7 +122,7 @@ func sinkRoundTrip(t *testing.T, addr string, n int) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write(payload(n)); err != nil {
+	if _, err := c.Write(admintest.Payload(n)); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.(*net.TCPConn).CloseWrite()
@@ -166,34 +134,34 @@ func sinkRoundTrip(t *testing.T, addr string, n int) {
 
 // bytes_total{direction="in"} is what the client sent, "out" what it got.
 func TestMetricsBytesDirection(t *testing.T) {
-	yaml := strings.Replace(configYAML("127.0.0.1:0", listenerSpec{"s", "tcp", "127.0.0.1:0"}), "handler: echo", "handler: "+sinkName, 1)
+	yaml := strings.Replace(admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("s", "tcp", "127.0.0.1:0")), "handler: echo", "handler: "+sinkName, 1)
 	f := newFixture(t, yaml)
 	addr, _ := f.sup.Addr("s")
 	sizes := []int{10, 70000, 3}
 	for _, n := range sizes {
 		sinkRoundTrip(t, addr, n)
 	}
-	var m scrape
-	waitFor(t, "connections_active back to 0", func() bool {
-		m = scrapeMetrics(t, f.url(t))
-		v, _ := m.value("sluice_connections_active", "listener", "s")
+	var m admintest.Scrape
+	admintest.WaitFor(t, "connections_active back to 0", func() bool {
+		m = admintest.ScrapeMetrics(t, f.url(t))
+		v, _ := m.Value("sluice_connections_active", "listener", "s")
 		return v == 0
 	})
-	if got := m.must(t, "sluice_bytes_total", "listener", "s", "direction", "in"); got != 70013 {
+	if got := m.Must(t, "sluice_bytes_total", "listener", "s", "direction", "in"); got != 70013 {
 		t.Errorf("bytes in %v, want 70013 (client to sluice)", got)
 	}
-	if got, want := m.must(t, "sluice_bytes_total", "listener", "s", "direction", "out"), float64(len(sizes)*len(sinkReply)); got != want {
+	if got, want := m.Must(t, "sluice_bytes_total", "listener", "s", "direction", "out"), float64(len(sizes)*len(sinkReply)); got != want {
 		t.Errorf("bytes out %v, want %v (sluice to client)", got, want)
 	}
-	if got := m.must(t, "sluice_connections_total", "listener", "s"); got != 3 {
+	if got := m.Must(t, "sluice_connections_total", "listener", "s"); got != 3 {
 		t.Errorf("connections_total %v, want 3", got)
 	}
 }
 
-// A long-lived connection's bytes show while it is open, each scrape
+// A long-lived connection's bytes show while it is open, each admintest.Scrape
 // exact to the byte, and are not counted again when it closes.
 func TestMetricsBytesOfOpenConnection(t *testing.T) {
-	f := newFixture(t, configYAML("127.0.0.1:0", listenerSpec{"e", "tcp", "127.0.0.1:0"}))
+	f := newFixture(t, admintest.ConfigYAML("127.0.0.1:0", admintest.Listener("e", "tcp", "127.0.0.1:0")))
 	base := f.url(t)
 	addr, _ := f.sup.Addr("e")
 	c, err := net.Dial("tcp", addr)
@@ -203,7 +171,7 @@ func TestMetricsBytesOfOpenConnection(t *testing.T) {
 	defer c.Close()
 	sent := 0
 	for _, n := range []int{1500, 100000, 1} {
-		if _, err := c.Write(payload(n)); err != nil {
+		if _, err := c.Write(admintest.Payload(n)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
@@ -213,16 +181,16 @@ func TestMetricsBytesOfOpenConnection(t *testing.T) {
 		// echo counts a write once it returned, which may be just after
 		// the client read the bytes: poll rather than race it.
 		var in, out float64
-		waitFor(t, fmt.Sprintf("%d bytes each way counted on the open connection", sent), func() bool {
-			m := scrapeMetrics(t, base)
-			if v := m.must(t, "sluice_connections_active", "listener", "e"); v != 1 {
+		admintest.WaitFor(t, fmt.Sprintf("%d bytes each way counted on the open connection", sent), func() bool {
+			m := admintest.ScrapeMetrics(t, base)
+			if v := m.Must(t, "sluice_connections_active", "listener", "e"); v != 1 {
 				t.Fatalf("connections_active %v, want 1", v)
 			}
-			in = m.must(t, "sluice_bytes_total", "listener", "e", "direction", "in")
-			out = m.must(t, "sluice_bytes_total", "listener", "e", "direction", "out")
+			in = m.Must(t, "sluice_bytes_total", "listener", "e", "direction", "in")
+			out = m.Must(t, "sluice_bytes_total", "listener", "e", "direction", "out")
 			return in == float64(sent) && out == float64(sent)
 		})
 	}
 	_ = c.Close()
-	checkTraffic(t, base, "e", 1, float64(sent))
+	admintest.CheckTraffic(t, base, "e", 1, float64(sent))
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,29 +45,11 @@ func (s *streamTag) Close() error {
 }
 
 func (s *streamTag) Provision(chain.ProvisionContext) error {
-	streamTags.mu.Lock()
-	defer streamTags.mu.Unlock()
-	streamTags.byTag[s.Tag] = append(streamTags.byTag[s.Tag], s)
+	streamTags.add(s.Tag, s)
 	return nil
 }
 
-var streamTags = struct {
-	mu    sync.Mutex
-	byTag map[string][]*streamTag
-}{byTag: map[string][]*streamTag{}}
-
-// lastStreamTag is the handler built last with tag; tests use tags that
-// are unique to them.
-func lastStreamTag(t *testing.T, tag string) *streamTag {
-	t.Helper()
-	streamTags.mu.Lock()
-	defer streamTags.mu.Unlock()
-	hs := streamTags.byTag[tag]
-	if len(hs) == 0 {
-		t.Fatalf("no handler with tag %q was built", tag)
-	}
-	return hs[len(hs)-1]
-}
+var streamTags = newTagged[*streamTag]()
 
 func init() {
 	registry.Register("draintest-tag", func() any { return new(streamTag) })
@@ -184,7 +165,7 @@ func TestReloadNeverCutsByDefault(t *testing.T) {
 	// Five times shutdown.drain_timeout: that bound is not the reload's.
 	time.Sleep(time.Second)
 	mustEcho(t, old, "still on the old chain")
-	d1 := lastStreamTag(t, "d1")
+	d1 := streamTags.last(t, "d1")
 	if d1.closed.Load() {
 		t.Fatal("old chain closed while a connection still uses it")
 	}
@@ -243,7 +224,7 @@ func TestReloadDrainTimeoutCuts(t *testing.T) {
 	if n := strings.Count(h.log.String(), "reload drain timeout"); n != 1 {
 		t.Errorf("%d warn lines, want 1", n)
 	}
-	waitFor(t, "the old chain to close", lastStreamTag(t, "c1").closed.Load)
+	waitFor(t, "the old chain to close", streamTags.last(t, "c1").closed.Load)
 	waitFor(t, "retired connections to reach 0", func() bool {
 		st, _ := h.status("t")
 		return st.RetiredConnections == 0 && h.retiredGauge("t") == 0
@@ -318,7 +299,7 @@ func TestRemovedListenerLingers(t *testing.T) {
 	if g := h.retiredGauge("gone"); g != 0 {
 		t.Errorf("sluice_retired_connections{listener=gone} = %v, want 0", g)
 	}
-	waitFor(t, "its chain to close", lastStreamTag(t, "r1g").closed.Load)
+	waitFor(t, "its chain to close", streamTags.last(t, "r1g").closed.Load)
 	if len(h.s.Status()) != 1 {
 		t.Errorf("status %+v", h.s.Status())
 	}
@@ -355,7 +336,7 @@ func TestShutdownBoundsRetiredChains(t *testing.T) {
 		}
 	}
 	for _, tag := range []string{"s1", "s1g", "s2"} {
-		if !lastStreamTag(t, tag).closed.Load() {
+		if !streamTags.last(t, tag).closed.Load() {
 			t.Errorf("chain %s not closed by shutdown", tag)
 		}
 	}
@@ -382,7 +363,7 @@ func TestUDPRetiredFlows(t *testing.T) {
 	mustAsk(t, a, "a", "f1:a")
 
 	h.apply("reload: {drain_timeout: 100ms}\n" + udpConfig("f3", "1m"))
-	f1 := lastTag(t, "f1")
+	f1 := udpTags.last(t, "f1")
 	waitFor(t, "the retired flow to end", func() bool { return f1.ended.Load() == 1 })
 	waitFor(t, "the old chain to close", f1.closed.Load)
 	waitFor(t, "retired flows to reach 0", func() bool {

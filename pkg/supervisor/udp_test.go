@@ -51,28 +51,11 @@ func (u *udpTag) Close() error {
 }
 
 func (u *udpTag) Provision(chain.ProvisionContext) error {
-	udpTags.mu.Lock()
-	defer udpTags.mu.Unlock()
-	udpTags.byTag[u.Tag] = append(udpTags.byTag[u.Tag], u)
+	udpTags.add(u.Tag, u)
 	return nil
 }
 
-// udpTags finds the handler instances the supervisor built, by tag.
-var udpTags = struct {
-	mu    sync.Mutex
-	byTag map[string][]*udpTag
-}{byTag: map[string][]*udpTag{}}
-
-func lastTag(t *testing.T, tag string) *udpTag {
-	t.Helper()
-	udpTags.mu.Lock()
-	defer udpTags.mu.Unlock()
-	hs := udpTags.byTag[tag]
-	if len(hs) == 0 {
-		t.Fatalf("no handler with tag %q was built", tag)
-	}
-	return hs[len(hs)-1]
-}
+var udpTags = newTagged[*udpTag]()
 
 type streamOnly struct{}
 
@@ -234,7 +217,7 @@ func TestUDPFlowsAreCountedAndExpire(t *testing.T) {
 	if in, out := h.metric("in"), h.metric("out"); in != 3 || out != 9 {
 		t.Errorf("ended flow: bytes in/out = %v/%v, want 3/9", in, out)
 	}
-	if n := lastTag(t, "v1").ended.Load(); n != 1 {
+	if n := udpTags.last(t, "v1").ended.Load(); n != 1 {
 		t.Errorf("OnEnd ran %d times, want 1", n)
 	}
 	mustAsk(t, c, "z", "v1:z")
@@ -262,7 +245,7 @@ func TestUDPReload(t *testing.T) {
 	mustAsk(t, a, "a", "v1:a") // the open flow keeps its chain
 	b := h.client()
 	mustAsk(t, b, "b", "v2:b") // a new flow takes the new one
-	old := lastTag(t, "v1")
+	old := udpTags.last(t, "v1")
 	if old.closed.Load() {
 		t.Fatal("old chain closed while a flow still used it")
 	}
@@ -304,7 +287,7 @@ func TestUDPHandlerErrorsEndTheFlow(t *testing.T) {
 		if _, err := c.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the flow to end", func() bool { return lastTag(t, "v1").ended.Load() == int64(i+1) })
+		waitFor(t, "the flow to end", func() bool { return udpTags.last(t, "v1").ended.Load() == int64(i+1) })
 		mustAsk(t, c, "x", "v1:x")
 	}
 	mustAsk(t, other, "o", "v1:o")
@@ -334,10 +317,10 @@ listeners:
     chain:
       - handler: udptest-stream
 `)
-	if n := lastTag(t, "v1").ended.Load(); n != 1 {
+	if n := udpTags.last(t, "v1").ended.Load(); n != 1 {
 		t.Fatalf("flow ends seen: %d, want 1", n)
 	}
-	if !lastTag(t, "v1").closed.Load() {
+	if !udpTags.last(t, "v1").closed.Load() {
 		t.Fatal("the removed listener's chain was not closed")
 	}
 	if got, err := ask(c, "a", 2*time.Second); err == nil {
@@ -360,7 +343,7 @@ func TestUDPShutdownEndsFlows(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("shutdown took %v", d)
 	}
-	if n := lastTag(t, "v1").ended.Load(); n != 1 {
+	if n := udpTags.last(t, "v1").ended.Load(); n != 1 {
 		t.Errorf("flow ends seen: %d, want 1", n)
 	}
 }
