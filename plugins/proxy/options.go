@@ -59,6 +59,16 @@ func (h *Handler) Validate() error {
 	if h.FailTimeout < 0 {
 		add("fail_timeout", "must not be negative")
 	}
+	switch h.SendProxyProtocol {
+	case "":
+		h.sendVersion = 0
+	case SendV1:
+		h.sendVersion = 1
+	case SendV2:
+		h.sendVersion = 2
+	default:
+		add("send_proxy_protocol", "invalid value %q (allowed: %s)", h.SendProxyProtocol, strings.Join(sendVersions, ", "))
+	}
 	return errors.Join(errs...)
 }
 
@@ -67,6 +77,9 @@ func (h *Handler) Validate() error {
 func (h *Handler) ValidateNetwork(network string) error {
 	datagram := network == "udp" || network == "udp4" || network == "udp6"
 	var errs []error
+	if datagram && h.SendProxyProtocol != "" {
+		errs = append(errs, &decode.FieldError{Key: "send_proxy_protocol", Msg: fmt.Sprintf("is for stream listeners (tcp, unix); a %s listener forwards datagrams without a header", network)})
+	}
 	for i, raw := range h.Upstreams {
 		t, err := parseUpstream(raw)
 		if err != nil {

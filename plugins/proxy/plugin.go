@@ -41,8 +41,12 @@ type Handler struct {
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// FailTimeout is how long an upstream that failed is skipped.
 	FailTimeout time.Duration `mapstructure:"fail_timeout"`
+	// SendProxyProtocol (v1 or v2) writes a PROXY protocol header with
+	// the client's address to each upstream connection before any data.
+	SendProxyProtocol string `mapstructure:"send_proxy_protocol"`
 
-	targets []target // parsed by Validate
+	targets     []target // parsed by Validate
+	sendVersion byte     // 0: no header; 1 or 2
 	pool    *pool
 	log     hclog.Logger
 	// paths counts the copy paths taken, so that a test can see that an

@@ -54,6 +54,11 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 	u.active.Add(1)
 	defer u.active.Add(-1)
 	defer up.Close()
+	if h.sendVersion != 0 {
+		if err := h.writeProxyHeader(up, c); err != nil {
+			return fmt.Errorf("proxy: %s: %w", u.url, err)
+		}
+	}
 	// relay counts the bytes, enforces the idle timeout and, between the
 	// sockets themselves, splices bulk data and runs the event loop.
 	if err := relay.Relay(ctx, c, up, &h.paths); err != nil {
