@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"strings"
@@ -185,4 +186,60 @@ func TestHealthCheckReloadKeepsState(t *testing.T) {
 	// Removing the upstream stops its checks (goleak checks the
 	// goroutine at the end).
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(aURL)+healthYAML))
+}
+
+// TestStatus: /status lists the proxy's upstreams with their state, the
+// last check and the open connections.
+func TestStatus(t *testing.T) {
+	hold := serve(t, listenTCP(t), func(c net.Conn) {
+		_, _ = io.WriteString(c, "a")
+		_, _ = io.Copy(io.Discard, c)
+	})
+	aURL, dead := "tcp://"+hold.ln.Addr().String(), "tcp://"+deadAddr(t)
+	h := newHarness(t)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", "      - handler: log\n"+proxyYAML(aURL, dead)+healthYAML))
+	waitFor(t, "the dead upstream marked down", 3*200*time.Millisecond+time.Second, func() bool { return h.upstreamUp(dead) == 0 })
+	waitFor(t, "a checked up", 5*time.Second, func() bool { return h.lines("upstream up", aURL) == 1 })
+	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, st := range h.Supervisor.Status() {
+		if st.Name == "front" {
+			if len(st.Handlers) != 1 || st.Handlers[0].Index != 1 || st.Handlers[0].Handler != "proxy" {
+				t.Fatalf("handlers in status: %+v", st.Handlers)
+			}
+			if got, err = json.Marshal(st.Handlers[0].Status); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var s struct {
+		Upstreams []struct {
+			URL         string    `json:"url"`
+			State       string    `json:"state"`
+			LastCheck   time.Time `json:"last_check"`
+			LastError   string    `json:"last_error"`
+			Connections int64     `json:"connections"`
+		} `json:"upstreams"`
+	}
+	if err := json.Unmarshal(got, &s); err != nil || len(s.Upstreams) != 2 {
+		t.Fatalf("status %s: %v", got, err)
+	}
+	a, d := s.Upstreams[0], s.Upstreams[1]
+	if a.URL != aURL || a.State != "up" || a.Connections != 1 || a.LastError != "" || a.LastCheck.IsZero() {
+		t.Errorf("a in status: %+v (%s)", a, got)
+	}
+	if d.URL != dead || d.State != "down" || d.Connections != 0 || !strings.Contains(d.LastError, "refused") || time.Since(d.LastCheck) > 5*time.Second {
+		t.Errorf("dead upstream in status: %+v (%s)", d, got)
+	}
+	if v := h.Metric("sluice_upstream_connections_active", "listener", "front", "upstream", aURL); v != 1 {
+		t.Errorf("sluice_upstream_connections_active = %v, want 1", v)
+	}
 }

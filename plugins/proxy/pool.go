@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // counter is the one method of a Prometheus counter the pool uses.
@@ -26,19 +27,8 @@ type upstream struct {
 	check *checker
 	// gauge is sluice_upstream_connections_active for it: shared by the
 	// chains of a reload, unlike active.
-	gauge gauge
+	gauge prometheus.Gauge
 }
-
-// gauge is the part of a Prometheus gauge the pool uses.
-type gauge interface {
-	Inc()
-	Dec()
-}
-
-type nopGauge struct{}
-
-func (nopGauge) Inc() {}
-func (nopGauge) Dec() {}
 
 // opened and closed count a connection (UDP: a flow) to u.
 func (u *upstream) opened() {
@@ -66,7 +56,7 @@ type pool struct {
 func newPool(ts []target, balance string, failTimeout time.Duration, log hclog.Logger, errs func(string) counter) *pool {
 	p := &pool{balance: balance, failTimeout: failTimeout, log: log}
 	for _, t := range ts {
-		p.ups = append(p.ups, &upstream{target: t, errors: errs(t.url), gauge: nopGauge{}})
+		p.ups = append(p.ups, &upstream{target: t, errors: errs(t.url), gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "unregistered"})})
 	}
 	return p
 }
