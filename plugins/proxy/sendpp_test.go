@@ -150,3 +150,56 @@ listeners:
 		t.Errorf("unix v1: header v%d %v, want v1 UNKNOWN", s.header.Version, s.header.TransportProtocol)
 	}
 }
+
+// TestHealthChecksCarryNoHeader: with send_proxy_protocol, client
+// connections start with a header and health checks never do.
+func TestHealthChecksCarryNoHeader(t *testing.T) {
+	first := make(chan []byte, 64)
+	up := serve(t, listenTCP(t), func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(io.LimitReader(c, 64))
+		select {
+		case first <- b:
+		default: // checks go on until the cleanup; never block it
+		}
+	})
+	h := newHarness(t)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+up.ln.Addr().String())+`        send_proxy_protocol: v2
+        health_check:
+          interval: 100ms
+`))
+	for i := range 3 {
+		select {
+		case b := <-first:
+			if len(b) != 0 {
+				t.Fatalf("check %d sent %q, want nothing", i, b)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no health check reached the upstream")
+		}
+	}
+	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "hello")
+	closeWrite(c)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.ReadAll(c)
+	_ = c.Close()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case b := <-first:
+			if len(b) == 0 {
+				continue // a check
+			}
+			if len(b) < len(proxyproto.SIGV2) || string(b[:len(proxyproto.SIGV2)]) != string(proxyproto.SIGV2) {
+				t.Fatalf("client connection began with %q, want a v2 header", b)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the client connection never reached the upstream")
+		}
+	}
+}
