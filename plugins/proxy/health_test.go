@@ -243,3 +243,15 @@ func TestStatus(t *testing.T) {
 		t.Errorf("sluice_upstream_connections_active = %v, want 1", v)
 	}
 }
+
+// TestHealthCheckUnix: Unix upstreams are checked too.
+func TestHealthCheckUnix(t *testing.T) {
+	ln, path := listenUnix(t)
+	up := serve(t, ln, func(c net.Conn) { _, _ = io.WriteString(c, "u") })
+	url := "unix://" + path
+	h := newHarness(t)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(url)+healthYAML))
+	waitFor(t, "the unix upstream checked up", 5*time.Second, func() bool { return h.lines("upstream up", url) == 1 })
+	up.stop()
+	waitFor(t, "the unix upstream marked down", 3*200*time.Millisecond+time.Second, func() bool { return h.upstreamUp(url) == 0 })
+}
