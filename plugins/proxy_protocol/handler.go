@@ -20,14 +20,19 @@ var rejectErrs = func() (errs [numReasons]error) {
 	return errs
 }()
 
-// WrapStream reads the header before next sees the connection. With a
-// header and nothing after it, c.Conn stays the bare socket, so that the
-// terminal handler can still splice; bytes that came with the header are
+// WrapStream reads the header before next sees the connection. On a
+// socket only the header is taken out (peekHeader), so c.Conn stays the
+// bare socket and the terminal handler can still splice; on a connection
+// an earlier middleware wrapped, the bytes read after the header are
 // replayed through a wrapper.
 func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 	return chain.StreamHandlerFunc(func(ctx context.Context, c *chain.Conn) error {
 		trusted := h.trusts(c.RemoteAddr())
-		res := readHeader(c.Conn, time.Now().Add(h.Timeout))
+		deadline := time.Now().Add(h.Timeout)
+		res, ok := peekHeader(c.Conn, deadline)
+		if !ok {
+			res = readHeader(c.Conn, deadline)
+		}
 		if r, reject := decide(res, trusted, h.required); reject {
 			return h.reject(c, r, res.err)
 		}
@@ -61,7 +66,7 @@ func decide(res readResult, trusted, required bool) (r reason, reject bool) {
 		}
 		return malformed, true
 	case incomplete:
-		if fullSignature(res.rest) {
+		if fullSignature(res.start) {
 			switch {
 			case !trusted:
 				return untrusted, true

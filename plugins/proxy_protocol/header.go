@@ -41,7 +41,8 @@ const (
 type readResult struct {
 	outcome outcome
 	header  *proxyproto.Header
-	rest    []byte // bytes read after the header (or all of them, noHeader)
+	rest    []byte // bytes read after the header, to replay (readHeader only)
+	start   []byte // the first bytes seen, to decide on
 	err     error  // the read or parse error behind incomplete, quiet, bad
 	expired bool   // the deadline ended the read
 }
@@ -66,7 +67,7 @@ func readHeader(conn net.Conn, deadline time.Time) readResult {
 		n, done := frame(buf)
 		switch {
 		case done && n == 0:
-			return readResult{outcome: noHeader, rest: buf}
+			return readResult{outcome: noHeader, rest: buf, start: buf}
 		case done && n < 0:
 			return readResult{outcome: bad, err: errors.New("v1 header longer than 107 bytes")}
 		case done:
@@ -79,7 +80,7 @@ func readHeader(conn net.Conn, deadline time.Time) readResult {
 			if len(buf) == 0 {
 				out = quiet
 			}
-			return readResult{outcome: out, rest: buf, err: err, expired: chain.IsTimeout(err)}
+			return readResult{outcome: out, rest: buf, start: buf, err: err, expired: chain.IsTimeout(err)}
 		}
 	}
 }
