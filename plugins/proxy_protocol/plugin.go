@@ -5,8 +5,10 @@
 // send_proxy_protocol).
 //
 // The header is read by the connection's own goroutine under the
-// handler's timeout, never in the accept loop (header.go); the bytes that
-// arrived with it are replayed to the next handler (replay.go).
+// handler's timeout, never in the accept loop: on a socket it is peeked
+// at and only the header taken out (peek_unix.go); on a wrapped
+// connection it is read, and the bytes that came with it are replayed to
+// the next handler (header.go, replay.go).
 package proxyprotocol
 
 import (
