@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
 )
 
 func TestMedian(t *testing.T) {
@@ -120,8 +122,17 @@ func TestBaselinesEcho(t *testing.T) {
 		}
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<14)
+		send := payload
+		if name == "pp" {
+			// It echoes what follows a PROXY header.
+			hdr, err := proxyproto.HeaderProxyFromAddrs(2, c.LocalAddr(), c.RemoteAddr()).Format()
+			if err != nil {
+				t.Fatal(err)
+			}
+			send = append(hdr, payload...)
+		}
 		go func() {
-			c.Write(payload)
+			c.Write(send)
 			c.(*net.TCPConn).CloseWrite()
 		}()
 		got, err := io.ReadAll(c)

@@ -120,6 +120,12 @@ func (e *env) startSluiceFull(name, bin, cfgPath, addr string, env []string, ext
 // startHAProxy runs HAProxy in TCP mode with one thread in front of
 // upstream, with or without option splice-auto.
 func (e *env) startHAProxy(name, upstream string, splice bool) (*target, error) {
+	return e.startHAProxyWith(name, upstream, splice, "", "")
+}
+
+// startHAProxyWith adds bindOpt to the bind line and serverOpt to the
+// server line (accept-proxy, send-proxy-v2).
+func (e *env) startHAProxyWith(name, upstream string, splice bool, bindOpt, serverOpt string) (*target, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -141,9 +147,9 @@ defaults
     timeout client 5m
     timeout server 5m
 listen bench
-    bind %s
-%s    server up %s
-`, maxconn, addr, opt, upstream)
+    bind %s %s
+%s    server up %s %s
+`, maxconn, addr, bindOpt, opt, upstream, serverOpt)
 	path := e.path(name + ".cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ module github.com/sluice-dev/sluice/cmd/sluice-bench
 go 1.26.0
 
 require (
+	github.com/pires/go-proxyproto v0.15.0
 	github.com/sluice-dev/sluice v0.0.0
 	golang.org/x/sys v0.48.0
 	gonum.org/v1/plot v0.17.0

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
 )
 
 // The load scenarios. Each runs for a bounded time against one address and
@@ -36,8 +38,19 @@ func (d *dialer) dial(addr string) (*net.TCPConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := ppTargets.Load(addr); ok {
+		// As a load balancer would: the header first, in its own write.
+		if _, err := proxyproto.HeaderProxyFromAddrs(2, c.LocalAddr(), c.RemoteAddr()).WriteTo(c); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
 	return c.(*net.TCPConn), nil
 }
+
+// ppTargets holds the addresses whose clients start each connection with
+// a PROXY v2 header (the PROXY protocol figures).
+var ppTargets sync.Map
 
 var clients dialer
 

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
 )
 
 // The baseline servers: the simplest goroutine-per-connection echo servers
@@ -27,6 +30,21 @@ var variants = map[string]func(*net.TCPConn){
 	},
 	// marker greets each connection with one 'M' byte and then echoes. The
 	// reload benchmark proxies to it to tell a new chain from the old one.
+	// pp reads a PROXY protocol header, then echoes: the upstream of the
+	// PROXY protocol figures, behind sluice's and HAProxy's send-proxy.
+	"pp": func(c *net.TCPConn) {
+		r := bufio.NewReader(c)
+		if _, err := proxyproto.Read(r); err != nil {
+			return
+		}
+		if n := r.Buffered(); n > 0 {
+			b, _ := r.Peek(n)
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+		plainLoop(c)
+	},
 	"marker": func(c *net.TCPConn) {
 		if _, err := c.Write([]byte{'M'}); err != nil {
 			return
@@ -52,7 +70,7 @@ func plainLoop(c *net.TCPConn) {
 
 func serveCmd(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	variant := fs.String("variant", "loop", "iocopy, loop or marker")
+	variant := fs.String("variant", "loop", "iocopy, loop, marker or pp")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
 	var prof profiler
 	prof.flags(fs)

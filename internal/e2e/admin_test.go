@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,7 +111,7 @@ func TestBinaryEndpointMoves(t *testing.T) {
 		t.Fatalf("reload onto a taken admin address: %d %+v, want 500 naming admin.address", code, resp)
 	}
 	after := admintest.Status(t, base)
-	if len(after.Listeners) != 1 || after.Listeners[0] != before.Listeners[0] || after.Config.SHA256 != before.Config.SHA256 {
+	if len(after.Listeners) != 1 || !reflect.DeepEqual(after.Listeners[0], before.Listeners[0]) || after.Config.SHA256 != before.Config.SHA256 {
 		t.Errorf("listeners changed by a failed reload: %+v -> %+v", before.Listeners, after.Listeners)
 	}
 	admintest.EchoRoundTrip(t, "tcp", eAddr, admintest.Payload(1000))

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -79,7 +80,7 @@ func TestReloadAdminAddressInUse(t *testing.T) {
 		t.Error("listener \"added\" was bound by a failed reload")
 	}
 	after := admintest.Status(t, base)
-	if after.Config.SHA256 != before.Config.SHA256 || len(after.Listeners) != 1 || after.Listeners[0] != before.Listeners[0] {
+	if after.Config.SHA256 != before.Config.SHA256 || len(after.Listeners) != 1 || !reflect.DeepEqual(after.Listeners[0], before.Listeners[0]) {
 		t.Errorf("listeners changed by a failed reload: %+v -> %+v", before.Listeners, after.Listeners)
 	}
 	if got := "http://" + f.admin.Addr(); got != base {

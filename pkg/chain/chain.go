@@ -120,3 +120,11 @@ func CloseAll(handlers []any) error {
 	}
 	return errors.Join(errs...)
 }
+
+// StatusReporter is implemented by handlers with live state an operator
+// wants to see in the admin endpoint's /status (the proxy's upstreams).
+// Status must be safe to call at any time from any goroutine and return
+// a value that encodes as JSON.
+type StatusReporter interface {
+	Status() any
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +28,7 @@ type Conn struct {
 
 	raw         net.Conn
 	local       net.Addr // see SetLocalAddr; nil: raw's own
+	remote      net.Addr // see SetRemoteAddr; nil: the embedded Conn's own
 	id          uint64
 	listener    string
 	start       time.Time
@@ -38,8 +38,9 @@ type Conn struct {
 	bytesOut atomic.Int64
 
 	baseLog hclog.Logger
-	logOnce sync.Once
-	log     hclog.Logger
+	// log is derived from baseLog when first asked for; SetRemoteAddr
+	// drops it so that the next one names the new address.
+	log atomic.Pointer[hclog.Logger]
 }
 
 // NewConn wraps an accepted socket. base is the listener's logger; the
@@ -59,6 +60,8 @@ func (c *Conn) Init(raw net.Conn, id uint64, listener string, idle time.Duration
 	c.Conn = raw
 	c.raw = raw
 	c.local = nil
+	c.remote = nil
+	c.log.Store(nil)
 	c.id = id
 	c.listener = listener
 	c.start = time.Now()
@@ -79,6 +82,25 @@ func (c *Conn) LocalAddr() net.Addr {
 		return c.local
 	}
 	return c.Conn.LocalAddr()
+}
+
+// SetRemoteAddr names the client when it is not the socket's peer: a
+// proxy_protocol middleware read the client's address from a PROXY header
+// sent by the load balancer that is the peer. Later handlers (ratelimit's
+// per_ip, the proxy's send_proxy_protocol) and the connection's log lines
+// see it. Call it from the chain's goroutine, before the handlers that
+// must see it run.
+func (c *Conn) SetRemoteAddr(a net.Addr) {
+	c.remote = a
+	c.log.Store(nil)
+}
+
+// RemoteAddr is the client's address (see SetRemoteAddr).
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.remote != nil {
+		return c.remote
+	}
+	return c.Conn.RemoteAddr()
 }
 
 // Raw returns the accepted socket, bypassing any middleware wrapper. Only
@@ -114,10 +136,16 @@ func (c *Conn) BytesOut() int64 { return c.bytesOut.Load() }
 
 // Logger returns the connection's logger, with conn_id, remote and local set.
 func (c *Conn) Logger() hclog.Logger {
-	c.logOnce.Do(func() {
-		c.log = c.baseLog.With("conn_id", c.id, "remote", addrString(c.raw.RemoteAddr()), "local", addrString(c.rawLocal()))
-	})
-	return c.log
+	if l := c.log.Load(); l != nil {
+		return *l
+	}
+	remote := c.remote
+	if remote == nil {
+		remote = c.raw.RemoteAddr()
+	}
+	l := c.baseLog.With("conn_id", c.id, "remote", addrString(remote), "local", addrString(c.rawLocal()))
+	c.log.Store(&l)
+	return l
 }
 
 func (c *Conn) rawLocal() net.Addr {

@@ -44,18 +44,23 @@ func (s *Shared) Acquire(key any, create func() any) any {
 }
 
 // Release gives back a reference taken by Acquire; the last one forgets
-// the value. Holders may keep using it: it is only no longer shared.
-func (s *Shared) Release(key any) {
+// the value and reports last, so that a value that owns a goroutine (a
+// health checker) is stopped by whoever let go of it last. Holders may
+// keep using it: it is only no longer shared. On a nil Shared every
+// value is its holder's own, so every Release is the last.
+func (s *Shared) Release(key any) (last bool) {
 	if s == nil {
-		return
+		return true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.m[key]; ok {
 		if e.refs--; e.refs <= 0 {
 			delete(s.m, key)
+			return true
 		}
 	}
+	return false
 }
 
 // Range calls f for each value held, for tests; f must not call s.

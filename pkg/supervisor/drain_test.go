@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -279,7 +280,7 @@ func TestRemovedListenerLingers(t *testing.T) {
 	}
 	st, ok := h.status("gone")
 	want := ListenerStatus{Name: "gone", Network: "tcp", Address: goneAddr, Connections: 1, RetiredConnections: 1, Removed: true}
-	if !ok || st != want {
+	if !ok || !reflect.DeepEqual(st, want) {
 		t.Fatalf("status of the removed listener %+v, want %+v", st, want)
 	}
 	if st, _ := h.status("t"); st.Removed || st.RetiredConnections != 0 {

@@ -120,6 +120,28 @@ type ListenerStatus struct {
 	// Removed marks a listener a reload removed whose connections are
 	// still open: it is listed until the last one ends.
 	Removed bool `json:"removed"`
+	// Handlers has the state of the current chain's handlers that report
+	// one (chain.StatusReporter), in chain order.
+	Handlers []HandlerStatus `json:"handlers,omitempty"`
+}
+
+// HandlerStatus is one handler's state in /status.
+type HandlerStatus struct {
+	// Index is the handler's place in the listener's chain.
+	Index   int    `json:"index"`
+	Handler string `json:"handler"`
+	Status  any    `json:"status"`
+}
+
+// handlerStatus collects what g's handlers report.
+func handlerStatus(g *generation) []HandlerStatus {
+	var out []HandlerStatus
+	for i, h := range g.handlers {
+		if r, ok := h.(chain.StatusReporter); ok {
+			out = append(out, HandlerStatus{Index: i, Handler: g.cfg.Chain[i].Handler, Status: r.Status()})
+		}
+	}
+	return out
 }
 
 // Status lists the running listeners, and the removed ones that still
@@ -135,6 +157,7 @@ func (s *Supervisor) Status() []ListenerStatus {
 			Network:     g.cfg.Network,
 			Address:     r.ln.Addr().String(),
 			Connections: int(g.open.Load()),
+			Handlers:    handlerStatus(g),
 		}
 	}
 	for _, g := range s.gens.list() {

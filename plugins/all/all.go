@@ -3,8 +3,9 @@
 package all
 
 import (
-	_ "github.com/sluice-dev/sluice/plugins/echo"      // echo
-	_ "github.com/sluice-dev/sluice/plugins/log"       // log
-	_ "github.com/sluice-dev/sluice/plugins/proxy"     // proxy
-	_ "github.com/sluice-dev/sluice/plugins/ratelimit" // ratelimit
+	_ "github.com/sluice-dev/sluice/plugins/echo"           // echo
+	_ "github.com/sluice-dev/sluice/plugins/log"            // log
+	_ "github.com/sluice-dev/sluice/plugins/proxy"          // proxy
+	_ "github.com/sluice-dev/sluice/plugins/proxy_protocol" // proxy_protocol
+	_ "github.com/sluice-dev/sluice/plugins/ratelimit"      // ratelimit
 )

@@ -59,6 +59,30 @@ func (h *Handler) Validate() error {
 	if h.FailTimeout < 0 {
 		add("fail_timeout", "must not be negative")
 	}
+	switch h.SendProxyProtocol {
+	case "":
+		h.sendVersion = 0
+	case SendV1:
+		h.sendVersion = 1
+	case SendV2:
+		h.sendVersion = 2
+	default:
+		add("send_proxy_protocol", "invalid value %q (allowed: %s)", h.SendProxyProtocol, strings.Join(sendVersions, ", "))
+	}
+	if hc := h.HealthCheck; hc != nil {
+		if hc.Interval < 0 {
+			add("health_check.interval", "must be > 0 (omit it for the default, 2s)")
+		}
+		if hc.Timeout < 0 {
+			add("health_check.timeout", "must be > 0 (omit it for the default, 1s)")
+		}
+		if hc.Rise < 0 {
+			add("health_check.rise", "must be > 0 (omit it for the default, 2)")
+		}
+		if hc.Fall < 0 {
+			add("health_check.fall", "must be > 0 (omit it for the default, 3)")
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -67,6 +91,12 @@ func (h *Handler) Validate() error {
 func (h *Handler) ValidateNetwork(network string) error {
 	datagram := network == "udp" || network == "udp4" || network == "udp6"
 	var errs []error
+	if datagram && h.HealthCheck != nil {
+		errs = append(errs, &decode.FieldError{Key: "health_check", Msg: fmt.Sprintf("is for stream listeners (tcp, unix): a UDP upstream has no connection to check; on a %s listener an upstream answering with ICMP port unreachable is skipped for fail_timeout", network)})
+	}
+	if datagram && h.SendProxyProtocol != "" {
+		errs = append(errs, &decode.FieldError{Key: "send_proxy_protocol", Msg: fmt.Sprintf("is for stream listeners (tcp, unix); a %s listener forwards datagrams without a header", network)})
+	}
 	for i, raw := range h.Upstreams {
 		t, err := parseUpstream(raw)
 		if err != nil {
@@ -99,9 +129,34 @@ func (h *Handler) Provision(ctx chain.ProvisionContext) error {
 	if err != nil {
 		return err
 	}
+	active, err := chain.Register(ctx.Metrics, newUpstreamActive())
+	if err != nil {
+		return err
+	}
+	if h.unavailable, err = chain.Register(ctx.Metrics, newUnavailable()); err != nil {
+		return err
+	}
 	h.pool = newPool(h.targets, h.Balance, h.FailTimeout, h.log, func(u string) counter {
 		return upstreamErrors.WithLabelValues(u)
 	})
+	for _, u := range h.pool.ups {
+		u.gauge = active.WithLabelValues(u.url)
+	}
+	if h.HealthCheck != nil {
+		up, err := chain.Register(ctx.Metrics, newUpstreamUp())
+		if err != nil {
+			return err
+		}
+		opts := h.HealthCheck.withDefaults()
+		h.shared = ctx.Shared
+		for _, u := range h.pool.ups {
+			k := checkerKey{listener: ctx.Listener, url: u.url, check: opts}
+			u.check = h.shared.Acquire(k, func() any {
+				return newChecker(u.target, opts, h.log, up.WithLabelValues(u.url))
+			}).(*checker)
+			h.checkKeys = append(h.checkKeys, k)
+		}
+	}
 	return nil
 }
 

@@ -92,12 +92,12 @@ func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
 		}
 		h.relays.Add(1)
 		h.mu.Unlock()
-		u.active.Add(1)
+		u.opened()
 		f.SetValue(sessionKey{h}, s)
 		f.OnEnd(func(*chain.Flow) {
 			_ = s.conn.Close()
 			budget.ReleaseUDP()
-			u.active.Add(-1)
+			u.closed()
 		})
 		go h.relay(s, f)
 		return s, nil

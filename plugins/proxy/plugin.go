@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/registry"
@@ -41,10 +42,23 @@ type Handler struct {
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// FailTimeout is how long an upstream that failed is skipped.
 	FailTimeout time.Duration `mapstructure:"fail_timeout"`
+	// SendProxyProtocol (v1 or v2) writes a PROXY protocol header with
+	// the client's address to each upstream connection before any data.
+	SendProxyProtocol string `mapstructure:"send_proxy_protocol"`
+	// HealthCheck checks every upstream actively; nil: only the passive
+	// fail_timeout marks an upstream down.
+	HealthCheck *HealthCheck `mapstructure:"health_check"`
 
-	targets []target // parsed by Validate
-	pool    *pool
-	log     hclog.Logger
+	targets     []target // parsed by Validate
+	sendVersion byte     // 0: no header; 1 or 2
+	pool        *pool
+	log         hclog.Logger
+	// shared holds the health checkers under checkKeys, one per upstream,
+	// across reloads; Close gives them back.
+	shared      *chain.Shared
+	checkKeys   []checkerKey
+	unavailable prometheus.Counter
+	closeOnce   sync.Once
 	// paths counts the copy paths taken, so that a test can see that an
 	// unwrapped TCP connection reached the kernel's splice path.
 	paths relay.Stats
@@ -72,5 +86,14 @@ func (h *Handler) Close() error {
 	h.closed = true
 	h.mu.Unlock()
 	h.relays.Wait()
+	h.closeOnce.Do(func() {
+		// A checker whose upstream the new chain keeps is still held
+		// by it; the last holder stops it.
+		for i, k := range h.checkKeys {
+			if h.shared.Release(k) {
+				h.pool.ups[i].check.close()
+			}
+		}
+	})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // counter is the one method of a Prometheus counter the pool uses.
@@ -22,7 +23,26 @@ type upstream struct {
 	// nanoseconds; 0 while it is up.
 	downUntil atomic.Int64
 	errors    counter
+	// check is the upstream's health checker; nil without health_check.
+	check *checker
+	// gauge is sluice_upstream_connections_active for it: shared by the
+	// chains of a reload, unlike active.
+	gauge prometheus.Gauge
 }
+
+// opened and closed count a connection (UDP: a flow) to u.
+func (u *upstream) opened() {
+	u.active.Add(1)
+	u.gauge.Inc()
+}
+
+func (u *upstream) closed() {
+	u.active.Add(-1)
+	u.gauge.Dec()
+}
+
+// checkedDown reports whether u's health checks have taken it down.
+func (u *upstream) checkedDown() bool { return u.check != nil && u.check.down.Load() }
 
 // pool balances over the upstreams and remembers which ones failed.
 type pool struct {
@@ -36,28 +56,39 @@ type pool struct {
 func newPool(ts []target, balance string, failTimeout time.Duration, log hclog.Logger, errs func(string) counter) *pool {
 	p := &pool{balance: balance, failTimeout: failTimeout, log: log}
 	for _, t := range ts {
-		p.ups = append(p.ups, &upstream{target: t, errors: errs(t.url)})
+		p.ups = append(p.ups, &upstream{target: t, errors: errs(t.url), gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "unregistered"})})
 	}
 	return p
 }
 
 // order returns the upstreams to try for one client, in order: those not
-// marked down, arranged by the balance. When every upstream is marked
-// down, all of them are tried all the same: refusing a client on the
-// strength of failures that may be seconds old would turn a brief outage
-// of the whole pool into one of fail_timeout.
+// marked down, arranged by the balance. An upstream its health checks
+// took down is never tried; when every upstream is, order is empty and
+// the client fails at once. When every upstream left is marked down by a
+// failed connect, all of those are tried all the same: refusing a client
+// on the strength of failures that may be seconds old would turn a brief
+// outage of the whole pool into one of fail_timeout.
 func (p *pool) order(buf []*upstream) []*upstream {
 	now := time.Now().UnixNano()
+	checked := 0
 	for _, u := range p.ups {
+		if u.checkedDown() {
+			continue
+		}
+		checked++
 		if d := u.downUntil.Load(); d == 0 || d <= now {
 			buf = append(buf, u)
 		}
 	}
-	if len(buf) == 0 {
-		buf = append(buf, p.ups...)
+	if len(buf) == 0 && checked > 0 {
+		for _, u := range p.ups {
+			if !u.checkedDown() {
+				buf = append(buf, u)
+			}
+		}
 	}
 	n := len(buf)
-	if n == 1 {
+	if n <= 1 {
 		return buf
 	}
 	var start int

@@ -16,6 +16,10 @@ import (
 // reached; the error's text names every upstream tried and why it failed.
 var ErrNoUpstream = errors.New("no upstream reachable")
 
+// errAllDown is a client turned away because the health checks have
+// taken every upstream down.
+var errAllDown = fmt.Errorf("%w: every upstream is down (health_check)", ErrNoUpstream)
+
 // noUpstreamError lists the upstreams tried for one client. It unwraps to
 // ErrNoUpstream only: the dial errors inside (a reset, a refusal) are the
 // upstreams' doing, and must not make the supervisor file the connection
@@ -51,9 +55,14 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
-	u.active.Add(1)
-	defer u.active.Add(-1)
+	u.opened()
+	defer u.closed()
 	defer up.Close()
+	if h.sendVersion != 0 {
+		if err := h.writeProxyHeader(up, c); err != nil {
+			return fmt.Errorf("proxy: %s: %w", u.url, err)
+		}
+	}
 	// relay counts the bytes, enforces the idle timeout and, between the
 	// sockets themselves, splices bulk data and runs the event loop.
 	if err := relay.Relay(ctx, c, up, &h.paths); err != nil {
@@ -91,7 +100,10 @@ func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream,
 		}
 	}
 	if nerr == nil {
-		return nil, nil, ErrNoUpstream // Provision guarantees upstreams; kept for safety
+		// Provision guarantees upstreams: every one is down by its
+		// health checks. Fail at once rather than wait on a dead pool.
+		h.unavailable.Inc()
+		return nil, nil, errAllDown
 	}
 	return nil, nil, nerr
 }

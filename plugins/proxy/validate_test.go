@@ -43,7 +43,15 @@ func TestValidation(t *testing.T) {
 		{"types", "tcp", `
         upstreams: [tcp://127.0.0.1:1]
         retries: 3`, []string{
-			`retries: unknown key (known: balance, connect_timeout, fail_timeout, upstreams)`}},
+			`retries: unknown key (known: balance, connect_timeout, fail_timeout, health_check, send_proxy_protocol, upstreams)`}},
+		{"send_proxy_protocol", "tcp", `
+        upstreams: [tcp://127.0.0.1:1]
+        send_proxy_protocol: v3`, []string{
+			`listeners[0].chain[0] (proxy): send_proxy_protocol: invalid value "v3" (allowed: v1, v2)`}},
+		{"send_proxy_protocol on udp", "udp", `
+        upstreams: [udp://127.0.0.1:53]
+        send_proxy_protocol: v2`, []string{
+			`listeners[0].chain[0] (proxy): send_proxy_protocol: is for stream listeners (tcp, unix)`}},
 		{"bare number", "tcp", `
         upstreams: [tcp://127.0.0.1:1]
         fail_timeout: 5`, []string{

@@ -1,0 +1,134 @@
+package proxyprotocol
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// The signatures, and the longest headers the specification allows: a v1
+// line is at most 107 bytes; a v2 header is 16 bytes plus a 16-bit length.
+var (
+	sigV1 = proxyproto.SIGV1 // "PROXY"
+	sigV2 = proxyproto.SIGV2
+)
+
+const (
+	maxV1    = 107
+	v2Fixed  = 16
+	firstBuf = 512 // a v1 line, a v2 header with a few TLVs, and some data
+)
+
+// outcome is what reading the start of a connection found.
+type outcome int
+
+const (
+	gotHeader  outcome = iota // a complete, parsed header
+	noHeader                  // the first bytes are not a PROXY signature
+	incomplete                // a signature, then EOF or the deadline
+	quiet                     // no byte at all before EOF or the deadline
+	bad                       // a signature and bytes that do not parse
+)
+
+// readResult is what readHeader found and read.
+type readResult struct {
+	outcome outcome
+	header  *proxyproto.Header
+	rest    []byte // bytes read after the header, to replay (readHeader only)
+	start   []byte // the first bytes seen, to decide on
+	err     error  // the read or parse error behind incomplete, quiet, bad
+	expired bool   // the deadline ended the read
+}
+
+// readHeader reads from conn until it can tell whether a PROXY header is
+// there and, when one is, until it is complete, all before deadline. The
+// header may arrive in any number of segments: go-proxyproto insists on a
+// v1 line in one read, so the framing is done here and the library only
+// parses a complete header. Bytes read beyond the header are returned for
+// replay, so nothing the client sent is lost. A client that starts with
+// other bytes is told apart at its first byte that differs from both
+// signatures, without waiting for more.
+func readHeader(conn net.Conn, deadline time.Time) readResult {
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return readResult{outcome: quiet, err: err}
+	}
+	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
+	buf := make([]byte, 0, firstBuf)
+	for {
+		m, err := conn.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		n, done := frame(buf)
+		switch {
+		case done && n == 0:
+			return readResult{outcome: noHeader, rest: buf, start: buf}
+		case done && n < 0:
+			return readResult{outcome: bad, err: errors.New("v1 header longer than 107 bytes")}
+		case done:
+			return parse(buf, n)
+		case n > cap(buf):
+			buf = append(make([]byte, 0, n), buf...)
+		}
+		if err != nil {
+			out := incomplete
+			if len(buf) == 0 {
+				out = quiet
+			}
+			return readResult{outcome: out, rest: buf, start: buf, err: err, expired: chain.IsTimeout(err)}
+		}
+	}
+}
+
+// frame looks at the bytes read so far. done with n == 0: no header (the
+// bytes are not a signature); done with n > 0: a complete header of n
+// bytes; done with n < 0: a v1 line too long. Not done: more bytes are
+// needed, n being the buffer size the header needs (0: not known yet).
+func frame(b []byte) (n int, done bool) {
+	switch {
+	case bytes.HasPrefix(b, sigV1):
+		if i := bytes.IndexByte(b[:min(len(b), maxV1)], '\n'); i >= 0 {
+			return i + 1, true
+		}
+		if len(b) >= maxV1 {
+			return -1, true
+		}
+		return maxV1, false
+	case bytes.HasPrefix(b, sigV2):
+		if len(b) < v2Fixed {
+			return 0, false
+		}
+		total := v2Fixed + int(binary.BigEndian.Uint16(b[14:16]))
+		if len(b) >= total {
+			return total, true
+		}
+		return total, false
+	case sigPrefix(b):
+		return 0, false
+	}
+	return 0, true
+}
+
+// sigPrefix reports whether b is the start of either signature.
+func sigPrefix(b []byte) bool {
+	return bytes.HasPrefix(sigV1, b[:min(len(b), len(sigV1))]) && len(b) <= len(sigV1) ||
+		bytes.HasPrefix(sigV2, b[:min(len(b), len(sigV2))]) && len(b) <= len(sigV2)
+}
+
+// parse hands the complete header b[:n] to go-proxyproto.
+func parse(b []byte, n int) readResult {
+	r := bufio.NewReaderSize(bytes.NewReader(b[:n]), max(n, 16))
+	h, err := proxyproto.Read(r)
+	if err == nil && r.Buffered() != 0 {
+		err = errors.New("header length does not match its content")
+	}
+	if err != nil {
+		return readResult{outcome: bad, err: err}
+	}
+	return readResult{outcome: gotHeader, header: h, rest: b[n:]}
+}
