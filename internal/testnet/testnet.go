@@ -5,6 +5,7 @@ package testnet
 
 import (
 	"net"
+	"path/filepath"
 	"testing"
 )
 
@@ -28,4 +29,20 @@ func TCPPair(t testing.TB) (client, server *net.TCPConn) {
 	}
 	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
+}
+
+// Listen listens on a fresh loopback port ("tcp") or a socket file in the
+// test's temporary directory ("unix"), closed when the test ends.
+func Listen(t testing.TB, network string) net.Listener {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "s")
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
 }

@@ -3,12 +3,12 @@ package relay
 import (
 	"context"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
@@ -24,7 +24,7 @@ type loopPair struct {
 
 func newLoopPair(t *testing.T, ctx context.Context, idle time.Duration) *loopPair {
 	t.Helper()
-	return startLoopPair(t, ctx, new(Stats), listen(t, "tcp"), idle)
+	return startLoopPair(t, ctx, new(Stats), testnet.Listen(t, "tcp"), idle)
 }
 
 // startLoopPair accepts one client, dials upLn for it, and relays the two
@@ -36,7 +36,7 @@ func startLoopPair(t *testing.T, ctx context.Context, st *Stats, upLn net.Listen
 
 func startPair(t *testing.T, ctx context.Context, st *Stats, upLn net.Listener, idle time.Duration, id uint64, wrap func(net.Conn) net.Conn) *loopPair {
 	t.Helper()
-	front := listen(t, "tcp")
+	front := testnet.Listen(t, "tcp")
 	lp := &loopPair{st: st, front: front, served: make(chan error, 1)}
 	accepted := make(chan *chain.Conn, 1)
 	go func() {
@@ -73,20 +73,6 @@ func startPair(t *testing.T, ctx context.Context, st *Stats, upLn net.Listener, 
 	_ = up.SetDeadline(time.Now().Add(30 * time.Second))
 	lp.cl, lp.up, lp.c = cl, up, <-accepted
 	return lp
-}
-
-func listen(t *testing.T, network string) net.Listener {
-	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		addr = filepath.Join(t.TempDir(), "s")
-	}
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	return ln
 }
 
 func (lp *loopPair) wait(t *testing.T) error {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
@@ -178,7 +179,7 @@ func TestLoopIdleTimeout(t *testing.T) {
 // their count: another test's descriptor closing meanwhile must neither
 // hide a leak nor fake one.
 func TestLoopFDs(t *testing.T) {
-	upLn := listen(t, "tcp")
+	upLn := testnet.Listen(t, "tcp")
 	before := listFDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var pairs []*loopPair
@@ -269,7 +270,7 @@ func newFDs(before, after map[string]string) []string {
 // closes the connections the loop held and is logged; the process lives
 // on, and the next connection gets a fresh loop.
 func TestLoopPanicEndsItsRelaysOnly(t *testing.T) {
-	upLn := listen(t, "tcp")
+	upLn := testnet.Listen(t, "tcp")
 	const victim = 4242
 	var once atomic.Bool
 	hook := func(e *evloop) {

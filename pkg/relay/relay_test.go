@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
@@ -51,7 +52,7 @@ func TestRelayHalfClose(t *testing.T) {
 		for _, upFirst := range []bool{false, true} {
 			t.Run(p.name+map[bool]string{false: "/client first", true: "/upstream first"}[upFirst], func(t *testing.T) {
 				setNoLoop(t, p.noLoop)
-				lp := startPair(t, context.Background(), new(Stats), listen(t, "tcp"), 0, 1, p.wrap)
+				lp := startPair(t, context.Background(), new(Stats), testnet.Listen(t, "tcp"), 0, 1, p.wrap)
 				first, second := lp.cl, lp.up
 				if upFirst {
 					first, second = lp.up, lp.cl
@@ -91,7 +92,7 @@ func TestRelayBulkCounts(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			setNoLoop(t, p.noLoop)
 			st := new(Stats)
-			lp := startPair(t, context.Background(), st, listen(t, "tcp"), time.Minute, 1, p.wrap)
+			lp := startPair(t, context.Background(), st, testnet.Listen(t, "tcp"), time.Minute, 1, p.wrap)
 			toUp, toClient := make([]byte, 3<<20+1), make([]byte, 2<<20+7)
 			_, _ = rand.Read(toUp)
 			_, _ = rand.Read(toClient)
@@ -139,7 +140,7 @@ func TestRelayIdleTimeout(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
 			setNoLoop(t, p.noLoop)
-			lp := startPair(t, context.Background(), new(Stats), listen(t, "tcp"), idle, 1, p.wrap)
+			lp := startPair(t, context.Background(), new(Stats), testnet.Listen(t, "tcp"), idle, 1, p.wrap)
 			// One-way traffic for three timeouts.
 			buf := make([]byte, 1)
 			var quiet time.Time
@@ -174,7 +175,7 @@ func TestRelayIdleTimeout(t *testing.T) {
 // reader reads what Copy wrote to dst.
 func copyPair(t *testing.T, idle time.Duration, wrapIt bool, st *Stats) (client, reader net.Conn, c *chain.Conn, done <-chan error) {
 	t.Helper()
-	srcLn, dstLn := listen(t, "tcp"), listen(t, "tcp")
+	srcLn, dstLn := testnet.Listen(t, "tcp"), testnet.Listen(t, "tcp")
 	res := make(chan error, 1)
 	conns := make(chan *chain.Conn, 1)
 	go func() {

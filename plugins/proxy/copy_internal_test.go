@@ -5,12 +5,12 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
@@ -37,14 +37,14 @@ func TestCopyPaths(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			upLn := listen(t, tt.upstream)
+			upLn := testnet.Listen(t, tt.upstream)
 			go echoOnce(upLn)
 			url := "tcp://" + upLn.Addr().String()
 			if tt.upstream == "unix" {
 				url = "unix://" + upLn.Addr().String()
 			}
 			h := provisioned(t, tt.client, url)
-			front := listen(t, tt.client)
+			front := testnet.Listen(t, tt.client)
 			served := make(chan *chain.Conn, 1)
 			errs := make(chan error, 1)
 			go func() {
@@ -90,20 +90,6 @@ func TestCopyPaths(t *testing.T) {
 			}
 		})
 	}
-}
-
-func listen(t *testing.T, network string) net.Listener {
-	t.Helper()
-	addr := "127.0.0.1:0"
-	if network == "unix" {
-		addr = filepath.Join(t.TempDir(), "s")
-	}
-	ln, err := net.Listen(network, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	return ln
 }
 
 // echoOnce serves one connection: echo with a plain buffer, then
