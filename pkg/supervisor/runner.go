@@ -130,17 +130,7 @@ func logConnEnd(base hclog.Logger, w *warnLimiter, c *chain.Conn, err error) {
 	if base.GetLevel() > level {
 		return
 	}
-	args := []any{"error", err, "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut()}
-	if level == hclog.Warn {
-		ok, held := w.allow()
-		if !ok {
-			return
-		}
-		if held > 0 {
-			args = append(args, "suppressed", held)
-		}
-	}
-	c.Logger().Log(level, "connection failed", args...)
+	w.log(c.Logger(), level, "connection failed", "error", err, "bytes_in", c.BytesIn(), "bytes_out", c.BytesOut())
 }
 
 // clientGone tells errors that are the peer's doing (it reset, went away,

@@ -354,15 +354,5 @@ func logFlowEnd(base hclog.Logger, w *warnLimiter, f *chain.Flow) {
 		f.Logger().Debug("flow ended", "duration", time.Since(f.Start()), "bytes_in", f.BytesIn(), "bytes_out", f.BytesOut())
 		return
 	}
-	args := []any{"error", err, "duration", time.Since(f.Start()), "bytes_in", f.BytesIn(), "bytes_out", f.BytesOut()}
-	if level == hclog.Warn {
-		ok, held := w.allow()
-		if !ok {
-			return
-		}
-		if held > 0 {
-			args = append(args, "suppressed", held)
-		}
-	}
-	f.Logger().Log(level, "flow failed", args...)
+	w.log(f.Logger(), level, "flow failed", "error", err, "duration", time.Since(f.Start()), "bytes_in", f.BytesIn(), "bytes_out", f.BytesOut())
 }

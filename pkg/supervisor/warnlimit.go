@@ -3,6 +3,8 @@ package supervisor
 import (
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // warnEvery is the most often one listener warns about a failed
@@ -35,4 +37,19 @@ func (w *warnLimiter) allow() (ok bool, held int) {
 	w.next = now.Add(warnEvery)
 	held, w.held = w.held, 0
 	return true, held
+}
+
+// log writes msg at level on l; a warning goes through the limit, with the
+// count of the ones held back since the last as "suppressed".
+func (w *warnLimiter) log(l hclog.Logger, level hclog.Level, msg string, args ...any) {
+	if level == hclog.Warn {
+		ok, held := w.allow()
+		if !ok {
+			return
+		}
+		if held > 0 {
+			args = append(args, "suppressed", held)
+		}
+	}
+	l.Log(level, msg, args...)
 }
