@@ -66,6 +66,14 @@ type ProvisionContext struct {
 	// Shared keeps a handler's state across reloads (see Shared). nil:
 	// nothing is shared.
 	Shared *Shared
+	// Scope names the chain the handler is in within its listener: ""
+	// for the listener's own chain, and for a chain nested in a handler
+	// (a route's) that handler's place and the nested chain's, e.g.
+	// "chain[1].routes[0]". Handlers that keep state in Shared include
+	// it in their key, so that two nested chains of one listener never
+	// take each other's state, while adding a handler before one keeps
+	// its state across a reload.
+	Scope string
 }
 
 // IsTerminal reports whether h can end a stream chain.

@@ -3,9 +3,12 @@ package chain_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
@@ -94,5 +97,23 @@ func TestConnCountsAndWrap(t *testing.T) {
 	c.Conn = struct{ net.Conn }{a}
 	if !c.Wrapped() {
 		t.Error("wrapped conn not reported")
+	}
+}
+
+func TestAnnotationsKeepOrderLastValueAndResetOnInit(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := chain.NewConn(a, 1, "l", 0, hclog.NewNullLogger())
+	c.Annotate("route", "0")
+	c.Annotate("sni", "a.example")
+	c.Annotate("route", "web")
+	got := fmt.Sprint(c.Annotations())
+	if want := "[route web sni a.example]"; got != want {
+		t.Fatalf("annotations %s, want %s", got, want)
+	}
+	c.Init(a, 2, "l", 0, hclog.NewNullLogger())
+	if n := len(c.Annotations()); n != 0 {
+		t.Fatalf("a re-initialised Conn kept %d annotation values", n)
 	}
 }

@@ -37,6 +37,10 @@ type Conn struct {
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
 
+	// notes are key/value pairs handlers recorded for the access log
+	// (see Annotate).
+	notes []any
+
 	baseLog hclog.Logger
 	// log is derived from baseLog when first asked for; SetRemoteAddr
 	// drops it so that the next one names the new address.
@@ -67,6 +71,7 @@ func (c *Conn) Init(raw net.Conn, id uint64, listener string, idle time.Duration
 	c.start = time.Now()
 	c.idleTimeout = idle
 	c.baseLog = base
+	c.notes = c.notes[:0]
 }
 
 // SetLocalAddr names the address the connection was accepted on when the
@@ -102,6 +107,26 @@ func (c *Conn) RemoteAddr() net.Addr {
 	}
 	return c.Conn.RemoteAddr()
 }
+
+// Annotate records what a handler learned about the connection that an
+// operator wants on its access log line: the route it took, the TLS
+// server name and version. The log middleware adds every annotation, in
+// the order made, to the line it writes when the connection closes, so a
+// handler deeper in the chain can tell it what it saw. Call it from the
+// chain's goroutine; a key annotated twice keeps the later value.
+func (c *Conn) Annotate(key string, value any) {
+	for i := 0; i < len(c.notes); i += 2 {
+		if c.notes[i] == key {
+			c.notes[i+1] = value
+			return
+		}
+	}
+	c.notes = append(c.notes, key, value)
+}
+
+// Annotations returns the key/value pairs recorded by Annotate, in the
+// order made. The slice is the Conn's own: read it, do not keep it.
+func (c *Conn) Annotations() []any { return c.notes }
 
 // Raw returns the accepted socket, bypassing any middleware wrapper. Only
 // the supervisor (to force-close) and metrics-free fast paths should use it.

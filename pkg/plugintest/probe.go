@@ -13,8 +13,9 @@ import (
 // WrapProbe is the name under which RegisterWrapProbe registers a
 // terminal handler for middleware tests. It reports, through
 // ProbeWrapped, whether the connection reached it still unwrapped (so a
-// terminal could splice), and counts one byte in and two out, so that a
-// test can recognise the terminal's counts in a log record.
+// terminal could splice), counts one byte in and two out, and annotates
+// probe=seen, so that a test can recognise the terminal's counts and
+// annotations in a log record.
 const WrapProbe = "wrap-probe"
 
 var (
@@ -27,6 +28,8 @@ type wrapProbe struct{}
 func (*wrapProbe) ServeStream(_ context.Context, c *chain.Conn) error {
 	c.AddIn(1)
 	c.AddOut(2)
+	c.Annotate("probe", "early")
+	c.Annotate("probe", "seen")
 	probeSeen <- c.Wrapped()
 	return nil
 }

@@ -34,12 +34,14 @@ func (h *Handler) record(c *chain.Conn, err error) {
 	if h.log.GetLevel() > h.level {
 		return
 	}
-	args := make([]any, 0, 8)
+	notes := c.Annotations()
+	args := make([]any, 0, 8+len(notes))
 	args = append(args,
 		"duration", time.Since(c.Start()),
 		"bytes_in", c.BytesIn(),
 		"bytes_out", c.BytesOut(),
 	)
+	args = append(args, notes...)
 	if err != nil {
 		args = append(args, "error", err)
 	}

@@ -28,8 +28,8 @@ func TestConnIsWrappedOnlyForPayload(t *testing.T) {
 		}
 		h.WaitIdle("log-wrap")
 		// Counts come from the terminal handler's counters, not a wrapper.
-		if !strings.Contains(h.Log(), "bytes_in=1 bytes_out=2") {
-			t.Errorf("with %q the record lacks the terminal's counts:\n%s", tt.options, h.Log())
+		if !strings.Contains(h.Log(), "bytes_in=1 bytes_out=2 probe=seen") {
+			t.Errorf("with %q the record lacks the terminal's counts or its annotation:\n%s", tt.options, h.Log())
 		}
 	}
 }

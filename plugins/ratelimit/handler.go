@@ -24,7 +24,7 @@ func (h *Handler) Provision(pc chain.ProvisionContext) error {
 		}
 	}
 	h.shared = pc.Shared
-	h.key = stateKey{listener: pc.Listener, limits: h.limits.shared}
+	h.key = stateKey{listener: pc.Listener, scope: pc.Scope, limits: h.limits.shared}
 	h.state = h.shared.Acquire(h.key, func() any { return newState(h.key.limits) }).(*state)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 // stateKey identifies a state within one supervisor's chain.Shared.
 type stateKey struct {
 	listener string
+	scope    string // the nested chain it is in (ProvisionContext.Scope)
 	limits   sharedLimits
 }
 
