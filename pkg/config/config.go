@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
 // Defaults, as documented in docs/configuration.md.
@@ -81,11 +83,10 @@ type Socket struct {
 }
 
 // Handler is one chain entry: the handler's name and its options, which
-// the handler decodes itself (see pkg/registry).
-type Handler struct {
-	Handler string         `mapstructure:"handler" json:"handler"`
-	Options map[string]any `mapstructure:",remain" json:"options,omitempty"`
-}
+// the handler decodes itself. It is registry.Spec, the one shape of a
+// chain entry, so that a chain nested in a handler's options (a route's)
+// is read, checked and built as a listener's is.
+type Handler = registry.Spec
 
 // IsStream reports whether the listener carries streams (TCP, Unix).
 func (l *Listener) IsStream() bool { return !IsDatagram(l.Network) }

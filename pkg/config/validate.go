@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -8,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/listener"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
@@ -155,62 +155,20 @@ func ParseMode(s string) (uint32, error) {
 	return uint32(m), nil
 }
 
-// chain checks that every handler exists and accepts its options, and
-// that exactly the last one is terminal for the listener's kind.
+// chain checks the listener's chain (registry.ValidateChain): every
+// handler exists and accepts its options, chains nested in a handler's
+// options included, and exactly the last one is terminal.
 func (v *validator) chain(key string, l *Listener) {
-	if len(l.Chain) == 0 {
-		v.add(key+".chain", "required: at least one handler, ending in a terminal one (%s)", strings.Join(terminals(l), ", "))
-		return
+	network := l.Network
+	if !slices.Contains(networks, network) {
+		network = "" // reported above; the options are checked on their own
 	}
-	stream := l.IsStream()
-	for j, hc := range l.Chain {
-		hkey := fmt.Sprintf("%s.chain[%d]", key, j)
-		if hc.Handler == "" {
-			v.add(hkey+".handler", "required (known: %s)", strings.Join(registry.Names(), ", "))
+	for _, err := range registry.ValidateChain(network, l.Chain) {
+		var pe *registry.PathError
+		if errors.As(err, &pe) {
+			v.add(key+"."+pe.Key, "%s", pe.Msg)
 			continue
 		}
-		if _, ok := registry.Lookup(hc.Handler); !ok {
-			v.add(hkey+".handler", "unknown handler %q (known: %s)", hc.Handler, strings.Join(registry.Names(), ", "))
-			continue
-		}
-		network := l.Network
-		if !slices.Contains(networks, network) {
-			network = "" // reported above; the options are checked on their own
-		}
-		_, errs := registry.New(hc.Handler, network, hc.Options)
-		for _, err := range errs {
-			v.add(fmt.Sprintf("%s (%s)", hkey, hc.Handler), "%v", err)
-		}
-		f, _ := registry.Lookup(hc.Handler)
-		h := f()
-		last := j == len(l.Chain)-1
-		terminal, middle := kinds(h, stream)
-		switch {
-		case !terminal && !middle:
-			v.add(hkey+".handler", "handler %q does not work on %s listeners", hc.Handler, l.Network)
-		case last && !terminal:
-			v.add(hkey+".handler", "the chain must end in a terminal handler, and %q is not one (terminal: %s)", hc.Handler, strings.Join(terminals(l), ", "))
-		case !last && !middle:
-			v.add(hkey+".handler", "%q is a terminal handler and must be the last of the chain", hc.Handler)
-		}
+		v.add(key+".chain", "%v", err)
 	}
-}
-
-func kinds(h any, stream bool) (terminal, middle bool) {
-	if stream {
-		return chain.IsTerminal(h), chain.IsMiddleware(h)
-	}
-	return chain.IsPacketTerminal(h), chain.IsPacketMiddleware(h)
-}
-
-// terminals lists the registered handlers that can end l's chain.
-func terminals(l *Listener) []string {
-	var out []string
-	for _, name := range registry.Names() {
-		f, _ := registry.Lookup(name)
-		if t, _ := kinds(f(), l.IsStream()); t {
-			out = append(out, name)
-		}
-	}
-	return out
 }

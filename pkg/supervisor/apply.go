@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -148,28 +147,17 @@ func (s *Supervisor) build(i int, l config.Listener) (*generation, error) {
 		Metrics:     prometheus.WrapRegistererWith(prometheus.Labels{"listener": l.Name}, s.metrics.Registry),
 		Shared:      s.shared,
 	}
-	handlers := make([]any, 0, len(l.Chain))
+	handlers, err := registry.Build(pctx, l.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("listeners[%d].%w", i, err)
+	}
 	fail := func(err error) (*generation, error) {
 		_ = chain.CloseAll(handlers)
 		return nil, err
 	}
-	for j, hc := range l.Chain {
-		where := fmt.Sprintf("listeners[%d].chain[%d] (%s)", i, j, hc.Handler)
-		h, errs := registry.New(hc.Handler, l.Network, hc.Options)
-		if len(errs) > 0 {
-			return fail(fmt.Errorf("%s: %w", where, errors.Join(errs...)))
-		}
-		if p, ok := h.(chain.Provisioner); ok {
-			if err := p.Provision(pctx); err != nil {
-				return fail(fmt.Errorf("%s: %w", where, err))
-			}
-		}
-		handlers = append(handlers, h)
-	}
 	var (
 		stream chain.StreamHandler
 		packet chain.PacketHandler
-		err    error
 	)
 	if l.IsStream() {
 		stream, err = chain.Compile(handlers)

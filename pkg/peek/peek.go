@@ -1,0 +1,93 @@
+// Package peek looks at the first bytes of a stream connection without
+// taking them from the next reader: a handler that must decide on them (a
+// PROXY header, a TLS ClientHello, an HTTP Host) reads them here, and the
+// handler after it reads them again as the client sent them.
+//
+// On a socket the bytes are looked at with MSG_PEEK and stay in the
+// kernel (Socket), so the connection the next handler gets is the bare
+// socket: replay is exact by construction, and the relay can still splice
+// and poll it. On a connection a middleware wrapped (TLS, a payload
+// logger) they are read (Read) and handed back first by a Replay.
+package peek
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// Look is called with every byte seen so far, each time more arrived. It
+// reports whether they are enough (done), and when they are not, how many
+// it wants at least (want): a buffer smaller than want grows to it. When
+// the buffer is full and want does not ask for more, the look ends with
+// what was seen.
+type Look func(seen []byte) (done bool, want int)
+
+// Read reads conn into buf until look is done, buf is full, the deadline
+// passes, or the connection ends, and returns what it read: the caller
+// must hand it on (Replay), for it is gone from conn. err is the read
+// error that ended the look early (os.ErrDeadlineExceeded at the
+// deadline, io.EOF), nil when look was done or buf full.
+func Read(conn net.Conn, buf []byte, deadline time.Time, look Look) ([]byte, error) {
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
+	n := 0
+	for {
+		if n == len(buf) {
+			return buf[:n], nil
+		}
+		m, err := conn.Read(buf[n:])
+		if m > 0 {
+			n += m
+			done, want := look(buf[:n])
+			if done {
+				return buf[:n], nil
+			}
+			if want > len(buf) {
+				buf = append(buf[:n], make([]byte, want-n)...)
+			}
+		}
+		if err != nil {
+			return buf[:n], err
+		}
+	}
+}
+
+// Replay is a connection whose first reads return bytes read from it
+// already, then what follows on it.
+type Replay struct {
+	net.Conn
+	buf []byte
+}
+
+// NewReplay returns conn with b to be read first. b is the Replay's now.
+func NewReplay(conn net.Conn, b []byte) *Replay { return &Replay{Conn: conn, buf: b} }
+
+func (r *Replay) Read(p []byte) (int, error) {
+	if len(r.buf) > 0 {
+		n := copy(p, r.buf)
+		r.buf = r.buf[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// CloseWrite forwards the half-close, so that a terminal handler can pass
+// the client's EOF on through a Replay.
+func (r *Replay) CloseWrite() error {
+	if cw, ok := r.Conn.(chain.CloseWriter); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// Unwrap returns the connection under the replayed bytes.
+func (r *Replay) Unwrap() net.Conn { return r.Conn }
+
+// errEOF is returned by Socket when the peer closed: io.EOF, as a Read.
+var errEOF = io.EOF

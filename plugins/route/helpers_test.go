@@ -1,0 +1,189 @@
+package route_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"go.uber.org/goleak"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
+	_ "github.com/sluice-dev/sluice/plugins/all"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// wait bounds every wait on the network; generous for a loaded machine.
+const wait = 10 * time.Second
+
+// newSluice is an in-process sluice with the config given; its log is JSON.
+func newSluice(t *testing.T, yaml string) *plugintest.Harness {
+	t.Helper()
+	h := plugintest.NewHarness(t, plugintest.Options{Level: hclog.Debug, JSON: true})
+	h.Apply(yaml)
+	return h
+}
+
+// certFor makes a self-signed certificate for name, so that a client can
+// tell which upstream it completed its handshake with.
+func certFor(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// serve accepts on ln until the test ends, running handle for each
+// connection; it waits for every handler at cleanup.
+func serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// tlsUpstream is a TLS echo server with a certificate for name, offering
+// protos over ALPN.
+func tlsUpstream(t testing.TB, name string, protos ...string) string {
+	t.Helper()
+	cfg := &tls.Config{Certificates: []tls.Certificate{certFor(t, name)}, NextProtos: protos}
+	return serve(t, tls.NewListener(testnet.Listen(t, "tcp"), cfg), func(c net.Conn) {
+		_, _ = io.Copy(c, c)
+	})
+}
+
+// tagUpstream is a plain TCP server that answers with its tag and the
+// first line it reads.
+func tagUpstream(t testing.TB, tag string) string {
+	t.Helper()
+	return serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) {
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		_, _ = io.WriteString(c, tag+" "+line)
+	})
+}
+
+// greeter speaks first, as SMTP or MySQL do: it writes its tag on accept,
+// then echoes.
+func greeter(t testing.TB, tag string) string {
+	t.Helper()
+	return serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) {
+		_, _ = io.WriteString(c, tag+"\n")
+		_, _ = io.Copy(c, c)
+	})
+}
+
+// tlsDial completes a TLS handshake with sni through addr and returns the
+// connection and the name on the certificate it got.
+func tlsDial(t testing.TB, addr, sni string, protos ...string) (*tls.Conn, string) {
+	t.Helper()
+	raw, err := net.DialTimeout("tcp", addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsOver(t, raw, sni, protos...)
+}
+
+func tlsOver(t testing.TB, raw net.Conn, sni string, protos ...string) (*tls.Conn, string) {
+	t.Helper()
+	_ = raw.SetDeadline(time.Now().Add(wait))
+	c := tls.Client(raw, &tls.Config{ServerName: sni, NextProtos: protos, InsecureSkipVerify: true})
+	if err := c.Handshake(); err != nil {
+		_ = raw.Close()
+		t.Fatalf("handshake with sni %q: %v", sni, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, c.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// dribble writes what the client sends a few bytes at a time, each its
+// own segment, so that the route must reassemble the ClientHello.
+type dribble struct {
+	net.Conn
+	n int
+}
+
+func (d *dribble) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		k := min(d.n, len(p)-done)
+		m, err := d.Conn.Write(p[done : done+k])
+		done += m
+		if err != nil {
+			return done, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return done, nil
+}
+
+// need returns the path of an external tool, or skips the test without it
+// (fails it when CI=true: .ci/run installs it).
+func need(t testing.TB, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI (apt-get install %s)", tool, pkg)
+		}
+		t.Skipf("%s is not installed (apt-get install %s)", tool, pkg)
+	}
+	return p
+}
