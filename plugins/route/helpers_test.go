@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"sync"
@@ -186,4 +187,17 @@ func need(t testing.TB, tool, pkg string) string {
 		t.Skipf("%s is not installed (apt-get install %s)", tool, pkg)
 	}
 	return p
+}
+
+func tlsClient(raw net.Conn, sni string) *tls.Conn {
+	return tls.Client(raw, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+}
+
+func mustURL(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
