@@ -46,11 +46,16 @@ lint: ## gofmt check, go vet, staticcheck (pinned)
 # Config loading and validation under random input (internal/configfuzz):
 # seeded with every example config, it must find no panic and no input
 # that takes seconds; -timeout turns a hang into a failure.
+# The route handler's ClientHello and HTTP parsers get ROUTE_FUZZTIME
+# each: they are small, and a few seconds find what a longer run would.
 FUZZTIME ?= 30s
+ROUTE_FUZZTIME ?= 5s
 
 .PHONY: fuzz
-fuzz: ## fuzz config loading and validation for FUZZTIME (default 30s)
+fuzz: ## fuzz config loading (FUZZTIME, default 30s) and the route parsers (ROUTE_FUZZTIME, 5s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -timeout 10m ./internal/configfuzz/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHello$$' -fuzztime $(ROUTE_FUZZTIME) -timeout 10m ./plugins/route/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHost$$' -fuzztime $(ROUTE_FUZZTIME) -timeout 10m ./plugins/route/
 
 .PHONY: clean
 clean: ## remove build output

@@ -18,6 +18,7 @@ require (
 	github.com/spf13/viper v1.21.0
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.5
+	golang.org/x/crypto v0.45.0
 	golang.org/x/sys v0.48.0
 	golang.org/x/time v0.16.0
 )
