@@ -10,6 +10,7 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/peek"
 )
 
 // rejectErrs are made once: a flood of rejections allocates no errors.
@@ -42,7 +43,7 @@ func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 			}
 		}
 		if len(res.rest) > 0 {
-			c.Conn = &replayConn{Conn: c.Conn, buf: res.rest}
+			c.Conn = peek.NewReplay(c.Conn, res.rest)
 		}
 		return next.ServeStream(ctx, c)
 	})

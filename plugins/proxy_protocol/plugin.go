@@ -6,9 +6,9 @@
 //
 // The header is read by the connection's own goroutine under the
 // handler's timeout, never in the accept loop: on a socket it is peeked
-// at and only the header taken out (peek_unix.go); on a wrapped
+// at and only the header taken out (peek.go, with pkg/peek); on a wrapped
 // connection it is read, and the bytes that came with it are replayed to
-// the next handler (header.go, replay.go).
+// the next handler (header.go, pkg/peek.Replay).
 package proxyprotocol
 
 import (
