@@ -34,21 +34,25 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 	for {
 		var n int
 		var perr error
+		closed := false
 		err := rc.Read(func(fd uintptr) bool {
 			n, _, perr = unix.Recvfrom(int(fd), buf, unix.MSG_PEEK)
 			switch {
 			case errors.Is(perr, unix.EAGAIN), errors.Is(perr, unix.EINTR):
 				return false
 			case perr == nil && n > 0 && n == have && n < len(buf):
-				// Nothing new since the last look: wait for more.
-				return false
+				// Nothing new since the last look. A peek shows the
+				// bytes, not the peer's FIN behind them: ask for it, or
+				// a client that half-closed would wait for the deadline.
+				closed = peerClosed(int(fd))
+				return closed
 			}
 			return true
 		})
 		if err == nil {
 			err = perr
 		}
-		if err == nil && n == 0 {
+		if err == nil && (n == 0 || closed) {
 			err = errEOF
 		}
 		if err != nil {

@@ -274,3 +274,42 @@ listeners:
 		t.Errorf("no access log line names route closed:\n%s", s.Log())
 	}
 }
+
+// A client that half-closes before its bytes decide is judged at its EOF,
+// not at the timeout.
+func TestHalfCloseDecidesAtOnce(t *testing.T) {
+	smtp, a := greeter(t, "220 ready"), tlsUpstream(t, "a.example.com")
+	s := newSluice(t, fmt.Sprintf(`
+listeners:
+  - name: front
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: route
+        timeout: 5s
+        routes:
+          - match: {sni: [a.example.com]}
+            chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
+        default: [{handler: proxy, upstreams: ["tcp://%s"]}]
+`, a, smtp))
+	c, err := net.DialTimeout("tcp", s.Addr("front"), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetDeadline(time.Now().Add(wait))
+	_, _ = c.Write([]byte("\x16\x03\x01"))
+	_ = c.(*net.TCPConn).CloseWrite()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if line != "220 ready\n" {
+		t.Fatalf("got %q, %v", line, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("decided after %v: the client's EOF must end the wait", d)
+	}
+	s.WaitIdle("front")
+	if got := s.Metric("sluice_route_decisions_total", "listener", "front", "route", "default"); got != 1 {
+		t.Errorf("decisions{route=default} = %v, want 1", got)
+	}
+}

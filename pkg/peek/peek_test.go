@@ -1,0 +1,130 @@
+package peek_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
+	"github.com/sluice-dev/sluice/pkg/peek"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// untilNewline is done at the first '\n', and asks for twice the bytes
+// seen when it needs more.
+func untilNewline(calls *int) peek.Look {
+	return func(b []byte) (bool, int) {
+		*calls++
+		return bytes.IndexByte(b, '\n') >= 0, 2 * len(b)
+	}
+}
+
+func TestSocketWaitsForNewBytesAndLeavesThem(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no MSG_PEEK")
+	}
+	client, server := testnet.TCPPair(t)
+	go func() {
+		for _, part := range []string{"he", "llo wor", "ld\nafter"} {
+			_, _ = client.Write([]byte(part))
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	calls := 0
+	seen, ok, err := peek.Socket(server, make([]byte, 4), time.Now().Add(10*time.Second), untilNewline(&calls))
+	if !ok || err != nil || !bytes.HasPrefix(seen, []byte("hello world\n")) {
+		t.Fatalf("seen %q, ok %v, err %v", seen, ok, err)
+	}
+	// A wait for each new segment, not a spin.
+	if calls > 6 {
+		t.Errorf("look called %d times for 3 segments", calls)
+	}
+	// The bytes are still in the socket, for the next reader.
+	_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len("hello world\nafter"))
+	if _, err := io.ReadFull(server, got); err != nil || string(got) != "hello world\nafter" {
+		t.Fatalf("read after the peek: %q, %v", got, err)
+	}
+}
+
+func TestSocketDeadlineAndEOF(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no MSG_PEEK")
+	}
+	client, server := testnet.TCPPair(t)
+	_, _ = client.Write([]byte("no newline"))
+	calls := 0
+	start := time.Now()
+	seen, ok, err := peek.Socket(server, make([]byte, 64), time.Now().Add(200*time.Millisecond), untilNewline(&calls))
+	if !ok || !errors.Is(err, os.ErrDeadlineExceeded) || string(seen) != "no newline" {
+		t.Fatalf("seen %q, ok %v, err %v", seen, ok, err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("returned after %v, before the deadline", d)
+	}
+	_ = client.CloseWrite()
+	seen, _, err = peek.Socket(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
+	if !errors.Is(err, io.EOF) || string(seen) != "no newline" {
+		t.Fatalf("after EOF: seen %q, err %v", seen, err)
+	}
+}
+
+func TestSocketFullBuffer(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no MSG_PEEK")
+	}
+	client, server := testnet.TCPPair(t)
+	_, _ = client.Write([]byte("0123456789"))
+	seen, _, err := peek.Socket(server, make([]byte, 4), time.Now().Add(10*time.Second), func([]byte) (bool, int) { return false, 0 })
+	if err != nil || string(seen) != "0123" {
+		t.Fatalf("seen %q, err %v", seen, err)
+	}
+}
+
+func TestReadAndReplay(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	if _, ok, _ := peek.Socket(b, make([]byte, 8), time.Now().Add(time.Second), nil); ok {
+		t.Fatal("a pipe is no socket")
+	}
+	go func() {
+		_, _ = a.Write([]byte("first "))
+		_, _ = a.Write([]byte("line\nrest"))
+		_ = a.Close()
+	}()
+	calls := 0
+	seen, err := peek.Read(b, make([]byte, 4), time.Now().Add(10*time.Second), untilNewline(&calls))
+	if err != nil || !bytes.HasPrefix(seen, []byte("first line\n")) {
+		t.Fatalf("seen %q, err %v", seen, err)
+	}
+	all, _ := io.ReadAll(peek.NewReplay(b, seen))
+	if string(all) != "first line\nrest" {
+		t.Fatalf("replayed %q", all)
+	}
+}
+
+func TestReplayForwardsCloseWrite(t *testing.T) {
+	client, server := testnet.TCPPair(t)
+	r := peek.NewReplay(server, []byte("x"))
+	if err := r.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("client read %d, %v; want EOF from the forwarded half-close", n, err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if err := peek.NewReplay(a, nil).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("CloseWrite on a pipe: %v", err)
+	}
+}
