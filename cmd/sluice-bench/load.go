@@ -45,6 +45,12 @@ func (d *dialer) dial(addr string) (*net.TCPConn, error) {
 			return nil, err
 		}
 	}
+	if _, ok := helloTargets.Load(addr); ok {
+		if err := sendHello(c); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
 	return c.(*net.TCPConn), nil
 }
 

@@ -46,7 +46,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&o.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
 	fs.IntVar(&o.rounds, "rounds", 7, "rounds per figure; the median is reported")
 	fs.DurationVar(&o.duration, "duration", time.Second, "length of one measured run")
-	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, pp-connrate, pp-pingpong, reload, upgrade); empty: all")
+	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, pp-connrate, pp-pingpong, route-connrate, route-pingpong, reload, upgrade); empty: all")
 	fs.StringVar(&o.out, "out", "docs/benchmarks", "report path without extension: writes .md, .json and .png")
 	fs.StringVar(&o.haproxy, "haproxy", "haproxy", "the haproxy binary; the HAProxy comparison is skipped when it is missing")
 	fs.IntVar(&o.idleN, "idle-conns", 10000, "connections held open for the RSS figure")
@@ -110,6 +110,8 @@ var sections = []struct {
 	{"proxy-pingpong", proxyPingPong},
 	{"pp-connrate", ppConnRate},
 	{"pp-pingpong", ppPingPong},
+	{"route-connrate", routeConnRate},
+	{"route-pingpong", routePingPong},
 	{"reload", reloadLatency},
 	{"upgrade", upgradeLatency},
 }

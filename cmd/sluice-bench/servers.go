@@ -45,6 +45,9 @@ var variants = map[string]func(*net.TCPConn){
 		}
 		plainLoop(c)
 	},
+	// hello drops a TLS ClientHello record, then echoes: the upstream of
+	// the route figures, whose clients all start with one.
+	"hello": dropHello,
 	"marker": func(c *net.TCPConn) {
 		if _, err := c.Write([]byte{'M'}); err != nil {
 			return
