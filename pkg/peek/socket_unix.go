@@ -70,8 +70,8 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 // each time the socket may be readable.
 type peeker struct {
 	buf    []byte
-	have   int  // bytes seen by the last look
-	n      int  // bytes seen by this one
+	have   int // bytes seen by the last look
+	n      int // bytes seen by this one
 	err    error
 	closed bool // the peer's FIN is behind the bytes seen
 	wait   bool // park until the socket is readable when nothing is new
