@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
@@ -349,5 +350,40 @@ listeners:
 	st, _ := json.Marshal(s.Supervisor.Status())
 	if !strings.Contains(string(st), `"route":"limited"`) || !strings.Contains(string(st), up) {
 		t.Errorf("/status does not show the upstream behind the route: %s", st)
+	}
+}
+
+// After a decision on a socket the chosen chain gets the bare socket (the
+// bytes were only peeked at), so the proxy can splice; behind a wrapping
+// middleware it gets a wrapper that replays them.
+func TestChosenChainGetsTheBareSocket(t *testing.T) {
+	plugintest.RegisterWrapProbe()
+	for _, tc := range []struct {
+		payload bool
+		wrapped bool
+	}{{false, false}, {true, true}} {
+		s := newSluice(t, fmt.Sprintf(`
+listeners:
+  - name: front
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: log
+        payload: %v
+      - handler: route
+        routes:
+          - match: {protocol: ssh}
+            chain: [{handler: %s}]
+`, tc.payload, plugintest.WrapProbe))
+		c, err := net.DialTimeout("tcp", s.Addr("front"), wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "SSH-2.0-x\r\n")
+		if got := plugintest.ProbeWrapped(t); got != tc.wrapped {
+			t.Errorf("payload %v: wrapped = %v, want %v", tc.payload, got, tc.wrapped)
+		}
+		_ = c.Close()
+		s.WaitIdle("front")
 	}
 }
