@@ -131,10 +131,8 @@ func (h *Handler) judge(in *input, done bool, i int, err error) (int, bool, erro
 
 // annotate puts what the connection showed on its access log line.
 func (h *Handler) annotate(c *chain.Conn, in *input) {
-	if in.tlsState != nil {
-		return // the tls middleware logs its own server name and ALPN
-	}
-	if in.helloV == yes {
+	// After a tls middleware, that one logs the server name and ALPN.
+	if in.tlsState == nil && in.helloV == yes {
 		if in.hello.sni != "" {
 			c.Annotate("sni", in.hello.sni)
 		}
