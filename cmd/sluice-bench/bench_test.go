@@ -131,6 +131,14 @@ func TestBaselinesEcho(t *testing.T) {
 			}
 			send = append(hdr, payload...)
 		}
+		if name == "hello" {
+			// It echoes what follows a ClientHello.
+			h, err := benchHello()
+			if err != nil {
+				t.Fatal(err)
+			}
+			send = append(append([]byte{}, h...), payload...)
+		}
 		go func() {
 			c.Write(send)
 			c.(*net.TCPConn).CloseWrite()
