@@ -59,7 +59,7 @@ func nextSerial() *big.Int {
 	return big.NewInt(time.Now().UnixNano() + serial.n)
 }
 
-// NewCA makes a self-signed CA named cn, valid for a day.
+// NewCA makes a self-signed CA named cn, valid for a year.
 func NewCA(t testing.TB, cn string) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -70,7 +70,7 @@ func NewCA(t testing.TB, cn string) *CA {
 		SerialNumber:          nextSerial(),
 		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -94,7 +94,7 @@ func (ca *CA) Intermediate(t testing.TB, cn string) *CA {
 		SerialNumber:          nextSerial(),
 		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -120,7 +120,7 @@ type Options struct {
 	Names    []string // DNS names, or IP addresses
 	CN       string   // subject common name; default the first name
 	Format   KeyFormat
-	NotAfter time.Time // default a day from now
+	NotAfter time.Time // default 90 days from now
 	Client   bool      // a client certificate (ExtKeyUsageClientAuth)
 }
 
@@ -180,7 +180,7 @@ func (ca *CA) Issue(t testing.TB, o Options) *Leaf {
 	}
 	notAfter := o.NotAfter
 	if notAfter.IsZero() {
-		notAfter = time.Now().Add(24 * time.Hour)
+		notAfter = time.Now().Add(90 * 24 * time.Hour)
 	}
 	cn := o.CN
 	if cn == "" && len(o.Names) > 0 {
