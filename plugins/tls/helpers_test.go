@@ -36,11 +36,11 @@ func newFront(t *testing.T, opts string, term ...string) *front {
 	if len(term) > 0 {
 		terminal = term[0]
 	}
-	h.Apply(config(opts, terminal))
+	h.Apply(yamlConfig(opts, terminal))
 	return &front{Harness: h, t: t, addr: h.Addr("t")}
 }
 
-func config(opts, terminal string) string {
+func yamlConfig(opts, terminal string) string {
 	return fmt.Sprintf(`
 listeners:
   - name: t

@@ -69,10 +69,11 @@ type Handler struct {
 	closeOne sync.Once
 }
 
+// A UDP listener is refused by config validation: Handler is a stream
+// middleware only (TLS runs over a stream; DTLS is another protocol).
 var (
 	_ chain.StreamMiddleware = (*Handler)(nil)
 	_ chain.Validator        = (*Handler)(nil)
-	_ chain.NetworkValidator = (*Handler)(nil)
 	_ chain.Provisioner      = (*Handler)(nil)
 	_ chain.StatusReporter   = (*Handler)(nil)
 )

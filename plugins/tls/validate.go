@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/pkg/decode"
@@ -70,13 +69,4 @@ func (h *Handler) Validate() error {
 		add("handshake_timeout", "must be > 0 (omit it for the default, 10s)")
 	}
 	return errors.Join(errs...)
-}
-
-// ValidateNetwork refuses datagram listeners: TLS runs over a stream
-// (DTLS is another protocol).
-func (h *Handler) ValidateNetwork(network string) error {
-	if strings.HasPrefix(network, "udp") {
-		return &decode.FieldError{Msg: fmt.Sprintf("TLS is terminated on stream listeners (tcp, unix), not on %s listeners", network)}
-	}
-	return nil
 }
