@@ -64,9 +64,12 @@ func TestALPNAndAccessLog(t *testing.T) {
 	}
 	roundTrip(t, c, "x")
 	_ = c.Close()
+	if _, err := dialTLS(t, f.addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool(), NextProtos: []string{"imap"}}); err == nil {
+		t.Error("a client offering only protocols not in alpn was served")
+	}
 	recs := f.accessLog()
-	if len(recs) != 1 {
-		t.Fatalf("%d access log records, want 1", len(recs))
+	if len(recs) != 2 || recs[1]["error"] == nil {
+		t.Fatalf("access log = %v, want the served connection and the refused one", recs)
 	}
 	want := map[string]string{"tls_version": "TLS 1.2", "sni": "a.test", "alpn": "http/1.1"}
 	for k, v := range want {
