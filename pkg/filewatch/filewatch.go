@@ -60,9 +60,11 @@ func New(paths []string, changed func(), log hclog.Logger) (*Watcher, error) {
 }
 
 // Run watches until ctx ends and returns only then; it is meant to be the
-// body of one goroutine owned by the caller. A failed watch is logged and
-// set up again with backoff, and changed is called once it is back, since
-// events may have been missed meanwhile.
+// body of one goroutine owned by the caller. Once the watch is set up,
+// changed is called once: the caller read the files before, and a change
+// made before the watch was in place has no event. A failed watch is
+// logged and set up again with backoff, and changed is called again once
+// it is back, since events may have been missed meanwhile.
 func (w *Watcher) Run(ctx context.Context) {
 	var backoff time.Duration
 	failed := false
@@ -73,7 +75,7 @@ func (w *Watcher) Run(ctx context.Context) {
 				w.log.Info("file watch re-established", "files", w.paths)
 			}
 			since := time.Now()
-			err = w.loop(ctx, fw, failed)
+			err = w.loop(ctx, fw)
 			_ = fw.Close()
 			if err == nil {
 				return
@@ -149,15 +151,12 @@ func (w *Watcher) follow(fw *fsnotify.Watcher) {
 	}
 }
 
-func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, check bool) error {
+func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher) error {
+	// The first call, for what changed before the watch was set up,
+	// comes after Debounce like any other: a change under way settles.
 	timer := time.NewTimer(Debounce)
 	defer timer.Stop()
-	var first time.Time
-	if check {
-		first = time.Now()
-	} else {
-		timer.Stop()
-	}
+	first := time.Now()
 	schedule := func() {
 		now := time.Now()
 		if first.IsZero() {

@@ -39,7 +39,12 @@ func watch(t *testing.T, paths ...string) (<-chan struct{}, func() string) {
 		cancel()
 		<-done
 	})
-	time.Sleep(50 * time.Millisecond) // let the watch be set up
+	// The first call says the watch is set up.
+	select {
+	case <-calls:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no first call once the watch was set up")
+	}
 	return calls, func() string {
 		mu.Lock()
 		defer mu.Unlock()
