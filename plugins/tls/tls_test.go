@@ -6,11 +6,15 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testcert"
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
 // TestSNIPicksCertificate serves three certificates, each with another
@@ -228,4 +232,28 @@ func TestHandshakeTimeout(t *testing.T) {
 	if n := f.handshakes("timeout"); n != 1 {
 		t.Errorf("handshakes{result=timeout} = %v, want 1", n)
 	}
+}
+
+// TestUnixListener: TLS on a Unix stream socket, the client naming the
+// server it wants.
+func TestUnixListener(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "root")
+	cert, key := pair(t, ca, dir, "a", "a.test")
+	sock, err := os.MkdirTemp("", "sltls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sock)
+	h := plugintest.NewHarness(t, plugintest.Options{})
+	h.Apply(strings.Replace(strings.Replace(yamlConfig(certOpts(cert, key), "      - handler: echo\n"),
+		"network: tcp", "network: unix", 1), "127.0.0.1:0", filepath.Join(sock, "tls.sock"), 1))
+	raw, err := net.DialTimeout("unix", filepath.Join(sock, "tls.sock"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tls.Client(raw, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool()})
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	roundTrip(t, c, "over a unix socket")
 }
