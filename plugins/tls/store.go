@@ -68,10 +68,14 @@ func newStore(files []Certificate, pairs []*pair, log hclog.Logger, expiry *prom
 	return s
 }
 
-// close stops the watch and waits for its goroutine to end.
+// close stops the watch, waits for its goroutine to end, and lets go of
+// the expiry series of what it served.
 func (s *store) close() {
 	s.cancel()
 	<-s.done
+	for _, p := range *s.cur.Load() {
+		releaseSeries(s.expiry, namesLabel(p))
+	}
 }
 
 // getCertificate is the tls.Config's: the pair for the client's SNI.
@@ -121,13 +125,12 @@ func (s *store) warnExpiring(f Certificate, p *pair, now time.Time) {
 	}
 }
 
-// setExpiry sets p's series of the expiry gauge, and drops old's when
-// its names were others.
+// setExpiry sets p's series of the expiry gauge in place of old's.
 func (s *store) setExpiry(old, p *pair) {
-	if old != nil && namesLabel(old) != namesLabel(p) {
-		s.expiry.DeleteLabelValues(namesLabel(old))
+	holdSeries(s.expiry, namesLabel(p), float64(p.notAfter.Unix()))
+	if old != nil {
+		releaseSeries(s.expiry, namesLabel(old))
 	}
-	s.expiry.WithLabelValues(namesLabel(p)).Set(float64(p.notAfter.Unix()))
 }
 
 func namesLabel(p *pair) string { return strings.Join(p.names, ",") }
