@@ -257,3 +257,30 @@ func TestUnixListener(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	roundTrip(t, c, "over a unix socket")
 }
+
+// TestIdleTimeoutThroughTLS: the listener's idle_timeout ends a quiet
+// TLS connection and leaves a busy one alone, read deadlines and all
+// going through the *tls.Conn.
+func TestIdleTimeoutThroughTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "root")
+	cert, key := pair(t, ca, dir, "a", "a.test")
+	h := plugintest.NewHarness(t, plugintest.Options{})
+	h.Apply(strings.Replace(yamlConfig(certOpts(cert, key), "      - handler: echo\n"),
+		"    chain:", "    idle_timeout: 400ms\n    chain:", 1))
+	addr := h.Addr("t")
+	cfg := &tls.Config{ServerName: "a.test", RootCAs: ca.Pool()}
+
+	busy := mustDial(t, addr, cfg)
+	quiet := mustDial(t, addr, cfg)
+	roundTrip(t, quiet, "then nothing")
+	start := time.Now()
+	for time.Since(start) < 1500*time.Millisecond {
+		roundTrip(t, busy, "still busy")
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n, err := quiet.Read(make([]byte, 1)); err == nil || n != 0 {
+		t.Fatalf("the quiet connection read %d bytes, %v; want it closed", n, err)
+	}
+	roundTrip(t, busy, "busy to the end")
+}
