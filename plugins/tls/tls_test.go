@@ -284,3 +284,58 @@ func TestIdleTimeoutThroughTLS(t *testing.T) {
 	}
 	roundTrip(t, busy, "busy to the end")
 }
+
+// TestProxyHalfCloseThroughTLS: tls → proxy. The client's close_notify
+// reaches the plaintext backend as an end of input; the backend answers
+// after it, and its close reaches the client as a clean end. 4 MiB go
+// each way, byte-exact.
+func TestProxyHalfCloseThroughTLS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	up := make([]byte, 4<<20)
+	down := make([]byte, 4<<20)
+	_, _ = rand.Read(up)
+	_, _ = rand.Read(down)
+	backend := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			backend <- err
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		got, err := io.ReadAll(c) // until the client's half-close
+		if err == nil && !bytes.Equal(got, up) {
+			err = io.ErrShortBuffer
+		}
+		if err == nil {
+			_, err = c.Write(down)
+		}
+		backend <- err
+	}()
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "root")
+	cert, key := pair(t, ca, dir, "a", "a.test")
+	f := newFront(t, certOpts(cert, key), "      - handler: proxy\n        upstreams: [tcp://"+ln.Addr().String()+"]\n")
+	c := mustDial(t, f.addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool()})
+	if _, err := c.Write(up); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := <-backend; err != nil {
+		t.Fatalf("backend: %v", err)
+	}
+	if !bytes.Equal(got, down) {
+		t.Fatalf("got %d bytes back, not the backend's %d", len(got), len(down))
+	}
+}
