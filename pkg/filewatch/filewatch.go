@@ -128,7 +128,10 @@ func (w *Watcher) follow(fw *fsnotify.Watcher) {
 		want[filepath.Dir(p)] = true
 		t := resolve(p)
 		w.targets[p] = t
-		if t != "" {
+		// The file's own directory under another name (the directory
+		// itself is a symlink) is watched already: inotify would hand
+		// both names one watch, and dropping one would drop both.
+		if t != "" && filepath.Dir(t) != resolve(filepath.Dir(p)) {
 			want[filepath.Dir(t)] = true
 		}
 	}

@@ -164,3 +164,27 @@ func TestSymlinkSwap(t *testing.T) {
 		t.Errorf("the watch failed:\n%s", log())
 	}
 }
+
+// TestDirectoryIsASymlink: the files' directory is itself a symlink
+// (/etc/sluice/tls → /srv/tls): writes in place and renames are seen.
+func TestDirectoryIsASymlink(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "tls")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "a.pem"), "1")
+	calls, log := watch(t, filepath.Join(link, "a.pem"))
+	write(t, filepath.Join(link, "a.pem"), "2")
+	called(t, calls, "a write in place")
+	write(t, filepath.Join(dir, "tmp"), "3")
+	if err := os.Rename(filepath.Join(dir, "tmp"), filepath.Join(dir, "a.pem")); err != nil {
+		t.Fatal(err)
+	}
+	called(t, calls, "a rename over it")
+	write(t, filepath.Join(link, "a.pem"), "4")
+	called(t, calls, "a write in place after the rename")
+	if strings.Contains(log(), "file watch failed") {
+		t.Errorf("the watch failed:\n%s", log())
+	}
+}
