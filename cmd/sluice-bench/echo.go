@@ -145,7 +145,7 @@ func (e *env) rounds(ts []*target, run func(string, time.Duration) (loadResult, 
 
 func fmtMetrics(m map[string]float64) string {
 	s := ""
-	for _, k := range []string{"MBps", "cpu_ms_per_GB", "rate", "p50", "p99", "p999", "cpu_us_per_op", "cpu_us_per_conn"} {
+	for _, k := range []string{"MBps", "cpu_ms_per_GB", "rate", "p50", "p99", "p999", "cpu_us_per_op", "cpu_us_per_conn", "per_cpu_s"} {
 		if v, ok := m[k]; ok {
 			s += fmt.Sprintf(" %s=%.4g", k, v)
 		}

@@ -32,6 +32,10 @@ type runOpts struct {
 	compare  string
 	tokio    string
 	workdir  string
+	// nginx and nginxStream are the nginx binary and its stream module
+	// (Debian's libnginx-mod-stream), for the TLS comparison.
+	nginx       string
+	nginxStream string
 }
 
 // loadCPU and serverCPU are where the load generator and the servers run.
@@ -46,9 +50,11 @@ func runCmd(args []string) error {
 	fs.StringVar(&o.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
 	fs.IntVar(&o.rounds, "rounds", 7, "rounds per figure; the median is reported")
 	fs.DurationVar(&o.duration, "duration", time.Second, "length of one measured run")
-	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, pp-connrate, pp-pingpong, route-connrate, route-pingpong, reload, upgrade); empty: all")
+	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, pp-connrate, pp-pingpong, route-connrate, route-pingpong, tls-handshake, tls-bulk, reload, upgrade); empty: all")
 	fs.StringVar(&o.out, "out", "docs/benchmarks", "report path without extension: writes .md, .json and .png")
 	fs.StringVar(&o.haproxy, "haproxy", "haproxy", "the haproxy binary; the HAProxy comparison is skipped when it is missing")
+	fs.StringVar(&o.nginx, "nginx", "nginx", "the nginx binary for the TLS comparison; skipped when it is missing")
+	fs.StringVar(&o.nginxStream, "nginx-stream-module", "/usr/lib/nginx/modules/ngx_stream_module.so", "nginx's stream module, loaded when the file exists")
 	fs.IntVar(&o.idleN, "idle-conns", 10000, "connections held open for the RSS figure")
 	fs.IntVar(&o.reloadN, "reload-conns", 1000, "connections held open during the reload figure")
 	fs.StringVar(&o.before, "before", "", "a results JSON file from an earlier run, shown as the 'before' column")
@@ -112,6 +118,8 @@ var sections = []struct {
 	{"pp-pingpong", ppPingPong},
 	{"route-connrate", routeConnRate},
 	{"route-pingpong", routePingPong},
+	{"tls-handshake", tlsHandshakeFigures},
+	{"tls-bulk", tlsBulkFigures},
 	{"reload", reloadLatency},
 	{"upgrade", upgradeLatency},
 }

@@ -9,4 +9,5 @@ import (
 	_ "github.com/sluice-dev/sluice/plugins/proxy_protocol" // proxy_protocol
 	_ "github.com/sluice-dev/sluice/plugins/ratelimit"      // ratelimit
 	_ "github.com/sluice-dev/sluice/plugins/route"          // route
+	_ "github.com/sluice-dev/sluice/plugins/tls"            // tls
 )

@@ -5,9 +5,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/testcert"
 	_ "github.com/sluice-dev/sluice/plugins/all"
+	tlsterm "github.com/sluice-dev/sluice/plugins/tls"
 
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
@@ -29,6 +32,9 @@ func TestPluginReadmes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tls examples name certificate files where an operator keeps
+	// them; they read one made here instead.
+	defer tlsterm.UseFiles(exampleCertificates(t))()
 	documented := map[string]bool{}
 	for _, path := range readmes {
 		name := filepath.Base(filepath.Dir(path))
@@ -59,6 +65,23 @@ func TestPluginReadmes(t *testing.T) {
 		if !documented[name] {
 			t.Errorf("handler %q has no plugins/%s/README.md", name, name)
 		}
+	}
+}
+
+// exampleCertificates serves a certificate for every .pem or .crt file
+// under /etc/sluice/ and its key for every .key file there.
+func exampleCertificates(t *testing.T) func(string) ([]byte, error) {
+	leaf := testcert.NewCA(t, "example CA").Issue(t, testcert.Options{Names: []string{"example.com"}})
+	return func(name string) ([]byte, error) {
+		if strings.HasPrefix(name, "/etc/sluice/") {
+			switch filepath.Ext(name) {
+			case ".pem", ".crt":
+				return leaf.CertPEM, nil
+			case ".key":
+				return leaf.KeyPEM, nil
+			}
+		}
+		return os.ReadFile(name)
 	}
 }
 
