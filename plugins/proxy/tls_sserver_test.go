@@ -31,7 +31,7 @@ func TestTLSToOpenSSL(t *testing.T) {
 
 	for _, tc := range []struct{ name, opts string }{
 		{"server_name", tlsYAML("server_name: backend.test", "ca: "+caFile)},
-		{"default name is the host", tlsYAML("ca: "+caFile)},
+		{"default name is the host", tlsYAML("ca: " + caFile)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
