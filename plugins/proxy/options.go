@@ -151,6 +151,9 @@ func (h *Handler) Provision(ctx chain.ProvisionContext) error {
 			u.tls = h.upstreamTLS(u.target)
 		}
 	}
+	if h.clientPair != nil {
+		h.clientPair.setLogger(h.log)
+	}
 	if h.TLS != nil && h.TLS.InsecureSkipVerify {
 		// At every load, not once: an operator reading the log after a
 		// reload must not miss that these upstreams are not verified.

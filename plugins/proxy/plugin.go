@@ -59,6 +59,7 @@ type Handler struct {
 	// their hash, part of a health checker's key.
 	tlsBase        *tls.Config
 	tlsFingerprint string
+	clientPair     *clientPair // tls.cert and tls.key; nil without
 	pool           *pool
 	log            hclog.Logger
 	// shared holds the health checkers under checkKeys, one per upstream,

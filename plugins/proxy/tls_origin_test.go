@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -325,5 +327,81 @@ func TestTLSValidation(t *testing.T) {
 		if _, err := config.Parse("test.yaml", []byte(frontYAML("tcp", "127.0.0.1:7000", "0", ok))); err != nil {
 			t.Errorf("refused:\n%s\n%v", ok, err)
 		}
+	}
+}
+
+// TestTLSClientCertificateRenewed: a client certificate renewed on disk
+// is presented from the next handshake without a reload (here by a
+// rename over it, and by a write in place), and a broken new pair is
+// logged and leaves the last good one presented.
+func TestTLSClientCertificateRenewed(t *testing.T) {
+	u := newTLSUpstream(t)
+	clientCA := newCA(t, "client CA")
+	pool := x509.NewCertPool()
+	pool.AddCert(clientCA.cert)
+	cfg := u.cfg.Clone()
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.ClientCAs = pool
+	// Without tickets every connection is a full handshake that asks
+	// for the certificate again.
+	cfg.SessionTicketsDisabled = true
+	names := make(chan string, 8)
+	up := tlsServe(t, cfg, func(c *tls.Conn) {
+		names <- c.ConnectionState().PeerCertificates[0].Subject.CommonName
+		echoConn(c)
+	})
+	dir := t.TempDir()
+	certFile, keyFile := clientCA.issue(t, "first").files(t, dir, "client")
+	h := newHarness(t)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+up.ln.Addr().String())+
+		u.opts("cert: "+certFile, "key: "+keyFile)))
+	presented := func() string {
+		t.Helper()
+		if s := roundTrip(t, "tcp", h.Addr("front"), "x"); s != "x" {
+			t.Fatalf("got %q, want x\n%s", s, h.Log())
+		}
+		select {
+		case n := <-names:
+			return n
+		case <-time.After(10 * time.Second):
+			t.Fatal("the upstream saw no certificate")
+		}
+		return ""
+	}
+	if n := presented(); n != "first" {
+		t.Fatalf("presented %s, want first", n)
+	}
+
+	// Renewed by rename, as certbot and atomic writers do.
+	second := clientCA.issue(t, "second")
+	tmpCert, tmpKey := second.files(t, dir, "new")
+	if err := os.Rename(tmpKey, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmpCert, certFile); err != nil {
+		t.Fatal(err)
+	}
+	if n := presented(); n != "second" {
+		t.Fatalf("after a rename: presented %s, want second", n)
+	}
+
+	// Written in place.
+	third := clientCA.issue(t, "third")
+	writeFile(t, dir, "client.key", third.keyPEM)
+	writeFile(t, dir, "client.pem", third.certPEM)
+	if n := presented(); n != "third" {
+		t.Fatalf("after a write in place: presented %s, want third", n)
+	}
+
+	// A certificate whose key is another's: refused, the last good pair
+	// stays, one error line however many handshakes.
+	writeFile(t, dir, "client.pem", clientCA.issue(t, "fourth").certPEM)
+	for range 2 {
+		if n := presented(); n != "third" {
+			t.Fatalf("after a broken pair: presented %s, want third still", n)
+		}
+	}
+	if n := strings.Count(h.Log(), "tls client certificate changed on disk but cannot be used"); n != 1 {
+		t.Fatalf("%d error lines about the broken pair, want 1:\n%s", n, h.Log())
 	}
 }

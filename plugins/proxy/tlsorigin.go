@@ -42,7 +42,7 @@ const upstreamSessions = 64
 // (and `sluice validate`) rather than every connection. add reports one
 // problem under its key.
 func (h *Handler) validateTLS(add func(key, format string, args ...any)) {
-	h.tlsBase, h.tlsFingerprint = nil, ""
+	h.tlsBase, h.tlsFingerprint, h.clientPair = nil, "", nil
 	o := h.TLS
 	if o == nil {
 		return
@@ -77,25 +77,16 @@ func (h *Handler) validateTLS(add func(key, format string, args ...any)) {
 		add("tls.cert", "required with tls.key: the client certificate (PEM, leaf first)")
 		ok = false
 	case o.Cert != "":
-		certPEM, err := os.ReadFile(o.Cert)
+		pair, certPEM, keyPEM, err := loadClientPair(o.Cert, o.Key)
 		if err != nil {
 			add("tls.cert", "%v", err)
 			ok = false
 			break
 		}
-		keyPEM, err := os.ReadFile(o.Key)
-		if err != nil {
-			add("tls.key", "%v", err)
-			ok = false
-			break
-		}
-		pair, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			add("tls.cert", "%s with key %s: %v", o.Cert, o.Key, err)
-			ok = false
-			break
-		}
-		base.Certificates = []tls.Certificate{pair}
+		// Presented through the callback, so that a pair renewed on
+		// disk is taken without a reload.
+		base.GetClientCertificate = pair.get
+		h.clientPair = pair
 		fp.Write(certPEM)
 		fp.Write(keyPEM)
 	}
