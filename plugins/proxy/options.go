@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/decode"
@@ -153,6 +154,7 @@ func (h *Handler) Provision(ctx chain.ProvisionContext) error {
 	}
 	if h.clientPair != nil {
 		h.clientPair.setLogger(h.log)
+		h.clientPair.warnExpiry(time.Now())
 	}
 	if h.TLS != nil && h.TLS.InsecureSkipVerify {
 		// At every load, not once: an operator reading the log after a

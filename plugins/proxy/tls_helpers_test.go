@@ -75,6 +75,12 @@ type issued struct {
 // server and a client alike.
 func (ca *testCA) issue(t testing.TB, names ...string) issued {
 	t.Helper()
+	return ca.issueUntil(t, time.Now().Add(24*time.Hour), names...)
+}
+
+// issueUntil is issue with the certificate's end of validity.
+func (ca *testCA) issueUntil(t testing.TB, notAfter time.Time, names ...string) issued {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +89,7 @@ func (ca *testCA) issue(t testing.TB, names ...string) issued {
 		SerialNumber: nextSerial(),
 		Subject:      pkix.Name{CommonName: names[0]},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}

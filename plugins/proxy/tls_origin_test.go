@@ -405,3 +405,38 @@ func TestTLSClientCertificateRenewed(t *testing.T) {
 		t.Fatalf("%d error lines about the broken pair, want 1:\n%s", n, h.Log())
 	}
 }
+
+// TestTLSClientCertificateExpiry: a client certificate that ends within
+// 7 days is warned about at load, one with weeks left is not.
+func TestTLSClientCertificateExpiry(t *testing.T) {
+	ca := newCA(t, "client CA")
+	dir := t.TempDir()
+	soonCert, soonKey := ca.issueUntil(t, time.Now().Add(3*24*time.Hour), "soon").files(t, dir, "soon")
+	laterCert, laterKey := ca.issueUntil(t, time.Now().Add(30*24*time.Hour), "later").files(t, dir, "later")
+	h := newHarness(t)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://127.0.0.1:1")+tlsYAML("cert: "+laterCert, "key: "+laterKey)))
+	if strings.Contains(h.Log(), "tls client certificate expires soon") {
+		t.Fatalf("warned about a certificate with 30 days left:\n%s", h.Log())
+	}
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://127.0.0.1:1")+tlsYAML("cert: "+soonCert, "key: "+soonKey)))
+	if !strings.Contains(h.Log(), "[WARN]  sluice.supervisor.listener.proxy: tls client certificate expires soon: listener=front network=tcp cert="+soonCert) {
+		t.Fatalf("no warning about a certificate with 3 days left:\n%s", h.Log())
+	}
+}
+
+// TestTLSToUnixUpstream: TLS over a Unix socket, verified for the name
+// server_name gives.
+func TestTLSToUnixUpstream(t *testing.T) {
+	u := newTLSUpstream(t)
+	ln, path := listenUnix(t)
+	serve(t, ln, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		tc := tls.Server(c, u.cfg)
+		echoConn(tc)
+	})
+	h := newHarness(t)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("unix://"+path)+u.opts()))
+	if got := roundTrip(t, "tcp", h.Addr("front"), "over unix"); got != "over unix" {
+		t.Fatalf("got %q, want over unix\n%s", got, h.Log())
+	}
+}

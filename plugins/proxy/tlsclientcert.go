@@ -113,3 +113,21 @@ func (p *clientPair) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) 
 	}
 	return p.pair, nil
 }
+
+// expiryWarning is how close to its end a client certificate is warned
+// about at each load: time enough for an operator to renew it.
+const expiryWarning = 7 * 24 * time.Hour
+
+// warnExpiry warns when the pair expires within expiryWarning of now, or
+// already has: upstreams that check it will refuse the proxy.
+func (p *clientPair) warnExpiry(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	end := p.pair.Leaf.NotAfter
+	switch left := end.Sub(now); {
+	case left <= 0:
+		p.log.Warn("tls client certificate has expired", "cert", p.certPath, "expired", end.UTC().Format(time.RFC3339))
+	case left < expiryWarning:
+		p.log.Warn("tls client certificate expires soon", "cert", p.certPath, "expires", end.UTC().Format(time.RFC3339), "left", left.Round(time.Minute))
+	}
+}
