@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,6 +279,10 @@ func TestTLSValidation(t *testing.T) {
 	aCert := writeFile(t, dir, "a.pem", a.certPEM)
 	bKey := writeFile(t, dir, "b.key", b.keyPEM)
 	missing := dir + "/missing.pem"
+	fifo := dir + "/fifo.pem"
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, network, upstreams, opts string
 		want                           []string
@@ -286,6 +291,10 @@ func TestTLSValidation(t *testing.T) {
 			[]string{"(proxy): tls.ca: open " + missing + ": no such file or directory"}},
 		{"ca without certificates", "tcp", "[tcp://127.0.0.1:1]", tlsYAML("ca: " + notPEM),
 			[]string{"(proxy): tls.ca: " + notPEM + " holds no PEM certificate"}},
+		{"ca is a fifo", "tcp", "[tcp://127.0.0.1:1]", tlsYAML("ca: " + fifo),
+			[]string{"(proxy): tls.ca: " + fifo + ": not a regular file"}},
+		{"ca is a directory", "tcp", "[tcp://127.0.0.1:1]", tlsYAML("ca: " + dir),
+			[]string{"(proxy): tls.ca: " + dir + ": not a regular file"}},
 		{"cert without key", "tcp", "[tcp://127.0.0.1:1]", tlsYAML("cert: " + aCert),
 			[]string{"(proxy): tls.key: required with tls.cert"}},
 		{"key without cert", "tcp", "[tcp://127.0.0.1:1]", tlsYAML("key: " + bKey),

@@ -62,11 +62,11 @@ func (p *clientPair) read() (stamps, []byte, []byte, *tls.Certificate, error) {
 	if st[1], err = os.Stat(p.keyPath); err != nil {
 		return st, nil, nil, nil, err
 	}
-	certPEM, err := os.ReadFile(p.certPath)
+	certPEM, err := readPEM(p.certPath)
 	if err != nil {
 		return st, nil, nil, nil, err
 	}
-	keyPEM, err := os.ReadFile(p.keyPath)
+	keyPEM, err := readPEM(p.keyPath)
 	if err != nil {
 		return st, nil, nil, nil, err
 	}

@@ -54,7 +54,7 @@ func (h *Handler) validateTLS(add func(key, format string, args ...any)) {
 	fp := sha256.New()
 	fmt.Fprintf(fp, "%q %q %t\n", o.ServerName, o.CA, o.InsecureSkipVerify)
 	if o.CA != "" {
-		pem, err := os.ReadFile(o.CA)
+		pem, err := readPEM(o.CA)
 		switch {
 		case err != nil:
 			add("tls.ca", "%v", err)
