@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,9 @@ type checkerKey struct {
 	listener string
 	url      string
 	check    HealthCheck
+	// tls is the fingerprint of the upstream's TLS settings and files
+	// ("" without tls): other certificates are another check.
+	tls string
 }
 
 // checker checks one upstream every interval, from its own goroutine,
@@ -73,6 +77,7 @@ type checkerKey struct {
 // Close lets go of it last stops it.
 type checker struct {
 	target target
+	tls    *tls.Config // nil: a plain connect
 	opts   HealthCheck
 	log    hclog.Logger
 	gauge  prometheus.Gauge // sluice_upstream_up for this upstream
@@ -90,8 +95,8 @@ type checker struct {
 	done chan struct{}
 }
 
-func newChecker(t target, opts HealthCheck, log hclog.Logger, gauge prometheus.Gauge) *checker {
-	c := &checker{target: t, opts: opts, log: log, gauge: gauge, state: StateUnchecked,
+func newChecker(t target, tlsCfg *tls.Config, opts HealthCheck, log hclog.Logger, gauge prometheus.Gauge) *checker {
+	c := &checker{target: t, tls: tlsCfg, opts: opts, log: log, gauge: gauge, state: StateUnchecked,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	gauge.Set(1) // unchecked upstreams take connections
 	go c.run()
@@ -129,13 +134,32 @@ func (c *checker) run() {
 // errExpect is a check whose reply did not contain expect in time.
 var errExpect = errors.New("reply does not contain the expected bytes")
 
-// probe connects, sends send and waits for expect, all within timeout. It
+// checkTLS is the config health checks use for an upstream: the
+// clients' one without its session cache, so that every check verifies
+// the certificate the upstream serves now (one that expired or was
+// replaced by a bad one takes the upstream down).
+func checkTLS(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return nil
+	}
+	cfg = cfg.Clone()
+	cfg.ClientSessionCache = nil
+	return cfg
+}
+
+// probe connects (with tls, connects and completes a verified
+// handshake), sends send and waits for expect, all within timeout. It
 // never writes a PROXY header: a check is sluice's own connection.
 func (c *checker) probe(ctx context.Context) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, c.target.network, c.target.address)
 	if err != nil {
 		return err
+	}
+	if c.tls != nil {
+		if conn, err = handshake(ctx, conn, c.tls); err != nil {
+			return err
+		}
 	}
 	defer conn.Close()
 	deadline, _ := ctx.Deadline()

@@ -7,7 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 func newUpstreamErrors() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_upstream_errors_total",
-		Help: "Failed upstream connects or writes of the proxy handler, by listener and upstream.",
+		Help: "Failed upstream connects (with tls: handshakes) or writes of the proxy handler, by listener and upstream.",
 	}, []string{"upstream"})
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/decode"
@@ -83,6 +84,7 @@ func (h *Handler) Validate() error {
 			add("health_check.fall", "must be > 0 (omit it for the default, 3)")
 		}
 	}
+	h.validateTLS(add)
 	return errors.Join(errs...)
 }
 
@@ -96,6 +98,11 @@ func (h *Handler) ValidateNetwork(network string) error {
 	}
 	if datagram && h.SendProxyProtocol != "" {
 		errs = append(errs, &decode.FieldError{Key: "send_proxy_protocol", Msg: fmt.Sprintf("is for stream listeners (tcp, unix); a %s listener forwards datagrams without a header", network)})
+	}
+	if datagram {
+		if err := validateTLSNetwork(h, network); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for i, raw := range h.Upstreams {
 		t, err := parseUpstream(raw)
@@ -141,6 +148,18 @@ func (h *Handler) Provision(ctx chain.ProvisionContext) error {
 	})
 	for _, u := range h.pool.ups {
 		u.gauge = active.WithLabelValues(u.url)
+		if h.tlsBase != nil {
+			u.tls = h.upstreamTLS(u.target)
+		}
+	}
+	if h.clientPair != nil {
+		h.clientPair.setLogger(h.log)
+		h.clientPair.warnExpiry(time.Now())
+	}
+	if h.TLS != nil && h.TLS.InsecureSkipVerify {
+		// At every load, not once: an operator reading the log after a
+		// reload must not miss that these upstreams are not verified.
+		h.log.Warn("tls.insecure_skip_verify is set: upstream certificates are not verified, the connections are encrypted but not authenticated", "upstreams", strings.Join(h.Upstreams, ", "))
 	}
 	if h.HealthCheck != nil {
 		up, err := chain.Register(ctx.Metrics, newUpstreamUp())
@@ -150,9 +169,9 @@ func (h *Handler) Provision(ctx chain.ProvisionContext) error {
 		opts := h.HealthCheck.withDefaults()
 		h.shared = ctx.Shared
 		for _, u := range h.pool.ups {
-			k := checkerKey{listener: ctx.Listener, url: u.url, check: opts}
+			k := checkerKey{listener: ctx.Listener, url: u.url, check: opts, tls: h.tlsFingerprint}
 			u.check = h.shared.Acquire(k, func() any {
-				return newChecker(u.target, opts, h.log, up.WithLabelValues(u.url))
+				return newChecker(u.target, checkTLS(u.tls), opts, h.log, up.WithLabelValues(u.url))
 			}).(*checker)
 			h.checkKeys = append(h.checkKeys, k)
 		}

@@ -6,6 +6,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"sync"
 	"time"
 
@@ -48,11 +49,19 @@ type Handler struct {
 	// HealthCheck checks every upstream actively; nil: only the passive
 	// fail_timeout marks an upstream down.
 	HealthCheck *HealthCheck `mapstructure:"health_check"`
+	// TLS, when set, has the proxy speak TLS to every upstream.
+	TLS *TLS `mapstructure:"tls"`
 
 	targets     []target // parsed by Validate
 	sendVersion byte     // 0: no header; 1 or 2
-	pool        *pool
-	log         hclog.Logger
+	// tlsBase is the tls option's files, read by Validate; each
+	// upstream gets a clone with its server name. tlsFingerprint is
+	// their hash, part of a health checker's key.
+	tlsBase        *tls.Config
+	tlsFingerprint string
+	clientPair     *clientPair // tls.cert and tls.key; nil without
+	pool           *pool
+	log            hclog.Logger
 	// shared holds the health checkers under checkKeys, one per upstream,
 	// across reloads; Close gives them back.
 	shared      *chain.Shared

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"cmp"
+	"crypto/tls"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -23,6 +24,9 @@ type upstream struct {
 	// nanoseconds; 0 while it is up.
 	downUntil atomic.Int64
 	errors    counter
+	// tls is the client config when the proxy speaks TLS to it; nil
+	// for plain connections.
+	tls *tls.Config
 	// check is the upstream's health checker; nil without health_check.
 	check *checker
 	// gauge is sluice_upstream_connections_active for it: shared by the

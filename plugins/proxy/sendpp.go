@@ -29,7 +29,7 @@ var v1Unknown = []byte("PROXY UNKNOWN\r\n")
 // header (a v1 UNKNOWN one); when the two ends are of no family the
 // header can carry, v2 says LOCAL and v1 UNKNOWN, so the upstream uses
 // the connection's own addresses.
-func (h *Handler) writeProxyHeader(up net.Conn, c *chain.Conn) error {
+func (h *Handler) writeProxyHeader(up net.Conn, c *chain.Conn, deadline time.Time) error {
 	var b []byte
 	hd := proxyproto.HeaderProxyFromAddrs(h.sendVersion, c.RemoteAddr(), c.LocalAddr())
 	if h.sendVersion == 1 && !hd.TransportProtocol.IsIPv4() && !hd.TransportProtocol.IsIPv6() {
@@ -41,8 +41,9 @@ func (h *Handler) writeProxyHeader(up net.Conn, c *chain.Conn) error {
 		}
 	}
 	// The upstream just accepted, so the write fits in its socket buffer;
-	// the deadline only guards against a peer that never reads.
-	if err := up.SetWriteDeadline(time.Now().Add(h.ConnectTimeout)); err != nil {
+	// the deadline (the connect attempt's) only guards against a peer
+	// that never reads.
+	if err := up.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
 	if _, err := up.Write(b); err != nil {

@@ -19,6 +19,8 @@ type Status struct {
 // UpstreamStatus is one upstream in /status.
 type UpstreamStatus struct {
 	URL string `json:"url"`
+	// TLS is true when the proxy speaks TLS to it (the tls option).
+	TLS bool `json:"tls,omitempty"`
 	// State is up or down by the health checks, unchecked before the
 	// first check or without health_check.
 	State string `json:"state"`
@@ -39,7 +41,7 @@ func (h *Handler) Status() any {
 	st := Status{Upstreams: make([]UpstreamStatus, 0, len(h.pool.ups))}
 	now := time.Now().UnixNano()
 	for _, u := range h.pool.ups {
-		us := UpstreamStatus{URL: u.url, State: StateUnchecked, Connections: gaugeValue(u.gauge)}
+		us := UpstreamStatus{URL: u.url, TLS: u.tls != nil, State: StateUnchecked, Connections: gaugeValue(u.gauge)}
 		if u.check != nil {
 			cs := u.check.status()
 			us.State, us.LastCheck, us.LastError = cs.State, cs.LastCheck, cs.LastError

@@ -58,13 +58,9 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 	u.opened()
 	defer u.closed()
 	defer up.Close()
-	if h.sendVersion != 0 {
-		if err := h.writeProxyHeader(up, c); err != nil {
-			return fmt.Errorf("proxy: %s: %w", u.url, err)
-		}
-	}
 	// relay counts the bytes, enforces the idle timeout and, between the
-	// sockets themselves, splices bulk data and runs the event loop.
+	// sockets themselves, splices bulk data and runs the event loop; an
+	// upstream inside TLS is copied through a buffer.
 	if err := relay.Relay(ctx, c, up, &h.paths); err != nil {
 		return fmt.Errorf("proxy: %s: %w", u.url, err)
 	}
@@ -72,14 +68,14 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 }
 
 // dial connects to the first upstream of the balance's order that
-// accepts within connect_timeout. Each failure is counted and marks the
-// upstream down for fail_timeout.
+// accepts (and, with tls, completes a verified handshake) within
+// connect_timeout. Each failure is counted and marks the upstream down
+// for fail_timeout.
 func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream, error) {
 	var buf [maxTries]*upstream
-	d := net.Dialer{Timeout: h.ConnectTimeout}
 	var nerr *noUpstreamError
 	for _, u := range h.pool.order(buf[:0]) {
-		conn, err := d.DialContext(ctx, u.network, u.address)
+		conn, err := h.connect(ctx, u, c)
 		if err == nil {
 			h.pool.succeeded(u)
 			return conn, u, nil
@@ -106,4 +102,29 @@ func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream,
 		return nil, nil, errAllDown
 	}
 	return nil, nil, nerr
+}
+
+// connect makes one attempt on u within connect_timeout: the connect,
+// the PROXY header when send_proxy_protocol is set, and the TLS handshake
+// when tls is. The header goes first and in clear, as HAProxy's send-proxy
+// with ssl does: the upstream reads it before the TLS it terminates.
+func (h *Handler) connect(ctx context.Context, u *upstream, c *chain.Conn) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.ConnectTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, u.network, u.address)
+	if err != nil {
+		return nil, err
+	}
+	if h.sendVersion != 0 {
+		deadline, _ := ctx.Deadline()
+		if err := h.writeProxyHeader(conn, c, deadline); err != nil {
+			_ = conn.Close()
+			return nil, err
+		}
+	}
+	if u.tls == nil {
+		return conn, nil
+	}
+	return handshake(ctx, conn, u.tls)
 }

@@ -1,0 +1,131 @@
+package proxy_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/sluice-dev/sluice/pkg/plugintest"
+)
+
+// haproxyBin returns Debian's haproxy; without it the test is skipped,
+// except under CI=true, where .ci/run installs it.
+func haproxyBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("haproxy"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/sbin/haproxy", "/usr/local/sbin/haproxy"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("haproxy is missing; .ci/run installs it")
+	}
+	t.Skip("haproxy is not installed (apt-get install haproxy)")
+	return ""
+}
+
+// TestTLSWithProxyProtocolToHAProxy: sluice's send_proxy_protocol with
+// tls is what HAProxy's `bind ... accept-proxy ssl` expects: the header in
+// clear, then TLS, verified for the name on HAProxy's certificate. HAProxy
+// passes the client's address on to the backend with its own header.
+func TestTLSWithProxyProtocolToHAProxy(t *testing.T) {
+	bin := haproxyBin(t)
+	dir := t.TempDir()
+	ca := newCA(t, "sluice test CA")
+	leaf := ca.issue(t, "haproxy.test")
+	crt := writeFile(t, dir, "haproxy.pem", append(append([]byte{}, leaf.certPEM...), leaf.keyPEM...))
+	caFile := writeFile(t, dir, "ca.pem", ca.pem)
+
+	// The backend reads HAProxy's header, names the client it carries,
+	// then echoes until EOF.
+	backend := serve(t, listenTCP(t), func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		hd, err := proxyproto.Read(r)
+		if err != nil {
+			_, _ = io.WriteString(c, "no header: "+err.Error())
+			return
+		}
+		_, _ = io.WriteString(c, "from "+hd.SourceAddr.String()+"\n")
+		_, _ = io.Copy(c, r)
+		closeWrite(c)
+	})
+	front := deadAddr(t)
+	cfg := `global
+  log stdout format raw local0 info
+defaults
+  log global
+  mode tcp
+  timeout connect 5s
+  timeout client 10s
+  timeout server 10s
+frontend tls_in
+  bind ` + front + ` accept-proxy ssl crt ` + crt + `
+  default_backend echo
+backend echo
+  server b1 ` + backend.ln.Addr().String() + ` send-proxy-v2
+`
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &plugintest.Buffer{}
+	cmd := exec.Command(bin, "-f", path, "-db")
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("haproxy output:\n%s", w.String())
+		}
+	})
+	eventually(t, "haproxy listening on "+front, func() bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("haproxy exited: %v\n%s", err, w.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", front, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	})
+
+	h := newHarness(t)
+	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+front)+
+		"        send_proxy_protocol: v2\n"+tlsYAML("server_name: haproxy.test", "ca: "+caFile)))
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	c, err := d.Dial("tcp", h.Addr("front"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "through haproxy")
+	closeWrite(c)
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v (got %q)", err, got)
+	}
+	if want := "from " + c.LocalAddr().String() + "\nthrough haproxy"; string(got) != want {
+		t.Fatalf("got %q, want %q\nsluice log:\n%s", got, want, h.Log())
+	}
+}
