@@ -11,12 +11,30 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Timeout bounds each request sluice makes to etcd (a get, a publish):
 // an unreachable cluster must not hold up a start, a SIGHUP or a
 // `sluice publish` for long. The watch is not bounded: it reconnects.
 const Timeout = 3 * time.Second
+
+// reconnect is gRPC's backoff between attempts to reach a member, with
+// its default growth and jitter but a cap of MaxReconnect rather than
+// two minutes: a fleet must catch up within seconds of etcd coming back.
+var reconnect = grpc.ConnectParams{
+	Backoff: backoff.Config{
+		BaseDelay:  100 * time.Millisecond,
+		Multiplier: 1.6,
+		Jitter:     0.2,
+		MaxDelay:   MaxReconnect,
+	},
+	MinConnectTimeout: Timeout,
+}
+
+// MaxReconnect caps the wait between two attempts to reach etcd.
+const MaxReconnect = 2 * time.Second
 
 // Access is how sluice authenticates to etcd: TLS files and a user. It
 // comes from flags and SLUICE_ETCD_* variables, never from the config
@@ -55,6 +73,7 @@ func NewClient(t Target, a Access) (*clientv3.Client, error) {
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 		PermitWithoutStream:  true,
+		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(reconnect)},
 	}
 	if a.CA != "" || a.Cert != "" || a.Key != "" {
 		tc, err := tlsConfig(a)
