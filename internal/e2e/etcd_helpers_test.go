@@ -102,23 +102,6 @@ func (in *instance) revision(t *testing.T) int64 {
 	return st.Source.Revision
 }
 
-// waitRevision waits until the instance runs revision rev (or a later
-// one) and returns when it saw it.
-func (in *instance) waitRevision(t *testing.T, rev int64, within time.Duration) time.Time {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, err := in.status()
-		if err == nil && st.Source.Revision >= rev {
-			return time.Now()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: revision %d not applied within %v (status: %+v, error %v)", in.name, rev, within, st.Source, err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // sourceUp is sluice_config_source_up as /metrics says.
 func (in *instance) sourceUp(t *testing.T) float64 {
 	t.Helper()
@@ -292,4 +275,3 @@ func (p *cutProxy) restore() { p.listen(p.addr) }
 
 // url is the sluice config location of key through the proxy.
 func (p *cutProxy) url(key string) string { return "etcd://" + p.addr + key }
-

@@ -38,3 +38,15 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestAccessTLSNeedsCertAndKey(t *testing.T) {
+	tg, _ := ParseURL("etcd://127.0.0.1:2379/k")
+	for _, a := range []Access{{Cert: "c.pem"}, {Key: "k.pem"}} {
+		if _, err := NewClient(tg, a); err == nil || !strings.Contains(err.Error(), "--etcd-cert and --etcd-key") {
+			t.Errorf("NewClient(%+v): %v, want the pair asked for", a, err)
+		}
+	}
+	if _, err := NewClient(tg, Access{CA: "/nonexistent/ca.pem"}); err == nil || !strings.Contains(err.Error(), "CA file") {
+		t.Errorf("NewClient with a missing CA: %v", err)
+	}
+}

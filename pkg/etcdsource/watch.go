@@ -164,7 +164,9 @@ func (w *Watcher) watch(ctx context.Context, resync <-chan struct{}) error {
 
 // consider applies doc unless a version at least as new was handled.
 func (w *Watcher) consider(ctx context.Context, doc Document) {
-	if doc.Revision <= w.seen {
+	// A SIGHUP or POST /reload may have read the key since: what runs
+	// is handled too.
+	if doc.Revision <= max(w.seen, w.src.Running().Revision) {
 		return
 	}
 	w.seen = doc.Revision
