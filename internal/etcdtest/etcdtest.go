@@ -8,6 +8,7 @@ package etcdtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"os"
 	"os/exec"
@@ -36,6 +37,14 @@ type Server struct {
 	done    chan struct{}
 	out     *bytes.Buffer
 	stopped bool
+	tls     *TLS // nil: plain HTTP
+}
+
+// TLS is the server side of a TLS etcd: its certificate and key files,
+// and the client config that trusts it.
+type TLS struct {
+	CertFile, KeyFile string
+	Client            *tls.Config
 }
 
 // Need returns the etcd binary's path, skipping the test when it is not
@@ -56,7 +65,14 @@ func Need(t testing.TB) string {
 // Start runs a fresh etcd and waits until it serves.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Need(t), dir: t.TempDir(), client: freeAddr(t), peer: freeAddr(t)}
+	return StartTLS(t, nil)
+}
+
+// StartTLS runs a fresh etcd that serves clients over TLS with tc (plain
+// HTTP when tc is nil).
+func StartTLS(t testing.TB, tc *TLS) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Need(t), dir: t.TempDir(), client: freeAddr(t), peer: freeAddr(t), tls: tc}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -70,20 +86,26 @@ func (s *Server) URL(key string) string { return "etcd://" + s.client + key }
 
 func (s *Server) start() {
 	s.t.Helper()
-	cmd := exec.Command(s.bin,
+	scheme := "http://"
+	var extra []string
+	if s.tls != nil {
+		scheme = "https://"
+		extra = []string{"--cert-file", s.tls.CertFile, "--key-file", s.tls.KeyFile}
+	}
+	cmd := exec.Command(s.bin, append([]string{
 		"--name", "default",
 		"--data-dir", s.dir,
-		"--listen-client-urls", "http://"+s.client,
-		"--advertise-client-urls", "http://"+s.client,
-		"--listen-peer-urls", "http://"+s.peer,
-		"--initial-advertise-peer-urls", "http://"+s.peer,
-		"--initial-cluster", "default=http://"+s.peer,
+		"--listen-client-urls", scheme + s.client,
+		"--advertise-client-urls", scheme + s.client,
+		"--listen-peer-urls", "http://" + s.peer,
+		"--initial-advertise-peer-urls", "http://" + s.peer,
+		"--initial-cluster", "default=http://" + s.peer,
 		// A single member elects itself: short timers make a restart
 		// serve within a second or two.
 		"--heartbeat-interval", "50",
 		"--election-timeout", "500",
 		"--log-level", "warn",
-	)
+	}, extra...)...)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &s.mu, w: out}, &lockedWriter{mu: &s.mu, w: out}
 	if err := cmd.Start(); err != nil {
@@ -162,7 +184,11 @@ func (s *Server) Restart() {
 // Client returns a client of this etcd; the caller closes it.
 func (s *Server) Client() *clientv3.Client {
 	s.t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.client}, Logger: zap.NewNop(), DialTimeout: 5 * time.Second})
+	cfg := clientv3.Config{Endpoints: []string{s.client}, Logger: zap.NewNop(), DialTimeout: 5 * time.Second}
+	if s.tls != nil {
+		cfg.TLS = s.tls.Client
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		s.t.Fatalf("etcd client: %v", err)
 	}
