@@ -24,7 +24,8 @@ handlers: ` + strings.Join(registry.Names(), ", ") + `. Edit the file and the
 change applies at once, without dropping a connection.
 
 The config file is taken from -c/--config, else $SLUICE_CONFIG, else
-` + defaultConfig + `.
+` + defaultConfig + `. An etcd URL (etcd://host:2379,host2:2379/key) in its
+place reads the document stored under that key, and follows its changes.
 
 Exit codes: 0 success, 1 invalid config or a listener that cannot start,
 2 usage error.`,
@@ -45,8 +46,8 @@ Exit codes: 0 success, 1 invalid config or a listener that cannot start,
 	}
 	root.SetVersionTemplate(versionLine() + "\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	root.PersistentFlags().StringP("config", "c", "", "config file (default $SLUICE_CONFIG, else "+defaultConfig+")")
-	root.AddCommand(newRunCmd(), newValidateCmd(), newVersionCmd(), newGenDocsCmd())
+	root.PersistentFlags().StringP("config", "c", "", "config file or etcd://host:port[,...]/key (default $SLUICE_CONFIG, else "+defaultConfig+")")
+	root.AddCommand(newRunCmd(), newValidateCmd(), newPublishCmd(), newVersionCmd(), newGenDocsCmd())
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-dev/sluice/pkg/admin"
 	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/etcdsource"
 	"github.com/sluice-dev/sluice/pkg/logging"
 	"github.com/sluice-dev/sluice/pkg/metrics"
 	"github.com/sluice-dev/sluice/pkg/reload"
@@ -40,16 +41,20 @@ stops accepting, drains like on SIGTERM and exits 0.`,
 			return run(cmd, configPath(cmd), watch)
 		},
 	}
-	cmd.Flags().Bool("watch", true, "reload when the config file changes (SIGHUP reloads either way)")
+	cmd.Flags().Bool("watch", true, "reload when the config file (or etcd key) changes (SIGHUP reloads either way)")
+	addEtcdFlags(cmd)
+	cmd.Flags().String("cache", "", "with -c etcd://...: where to keep the last config applied, for a start while etcd is down (default $STATE_DIRECTORY/"+
+		etcdsource.DefaultCacheName+", else "+etcdsource.DefaultCacheDir+"/"+etcdsource.DefaultCacheName+")")
 	return cmd
 }
 
 func run(cmd *cobra.Command, path string, watch bool) error {
-	cfg, err := config.Load(path)
+	src, cfg, err := loadConfig(context.Background(), cmd, path, runCache(cmd))
 	if err != nil {
 		printErrors(cmd, err)
 		return exitError{exitFailed}
 	}
+	defer src.close()
 	log := logging.New(cfg.Log, os.Stderr)
 	for _, name := range config.UnknownEnv(os.Environ()) {
 		log.Warn("environment variable is not a config override; ignored", "variable", name, "overrides", config.EnvOverrides())
@@ -78,10 +83,11 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 	notify := sdnotify.New(log.Named("sdnotify"))
 	rl := reload.New(path, sup, log, m)
 	rl.AddHook(notify) // RELOADING=1 then READY=1 around every reload
+	src.attach(rl, m, log)
 	// The admin endpoint is a reload stage: it follows admin.address on
 	// every reload, and an address it cannot bind fails start or reload.
 	// It is closed last, so that /metrics stays up while connections drain.
-	adm := admin.New(admin.Options{Log: log.Named("admin"), Metrics: m, Supervisor: sup, Reloader: rl, Upgrader: upg})
+	adm := admin.New(admin.Options{Log: log.Named("admin"), Metrics: m, Supervisor: sup, Reloader: rl, Upgrader: upg, Source: src.adminStatus()})
 	defer func() { _ = adm.Close() }()
 	rl.AddStage(adm)
 	if err := rl.Start(ctx, cfg); err != nil {
@@ -89,6 +95,7 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 		_ = sup.Shutdown(ctx)
 		return exitError{exitFailed}
 	}
+	src.started()
 	upg.AddSockets(sup)
 	upg.AddSockets(adm)
 	upg.OnHandOver(adm.StopAccepting)
@@ -97,7 +104,7 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 	}
 	log.Info("sluice started", "version", version.Version, "config", path, "listeners", len(cfg.Listeners), "sha256", cfg.Hash[:12],
 		"pid", os.Getpid(), "upgraded", upg.Upgraded())
-	watcher := startWatch(ctx, rl, log, watch)
+	watcher := src.watch(ctx, rl, log, watch)
 	hups := startSignalReloads(ctx, rl)
 	notify.Ready(fmt.Sprintf("serving %d listeners", len(cfg.Listeners)))
 

@@ -80,6 +80,8 @@ type Options struct {
 	Supervisor Supervisor
 	Reloader   Reloader
 	Upgrader   Upgrader
+	// Source reports where the config comes from; nil: the config file.
+	Source func() SourceStatus
 }
 
 // Admin is the admin endpoint. It binds nothing until its first Prepare;
@@ -90,6 +92,7 @@ type Admin struct {
 	sup      Supervisor
 	reloader Reloader
 	upgrader Upgrader
+	source   func() SourceStatus
 	handler  http.Handler
 	started  time.Time
 	draining atomic.Bool
@@ -114,6 +117,7 @@ func New(o Options) *Admin {
 		sup:      o.Supervisor,
 		reloader: o.Reloader,
 		upgrader: o.Upgrader,
+		source:   o.Source,
 		started:  time.Now(),
 	}
 	// net/http and promhttp report through a standard logger: accept

@@ -88,6 +88,7 @@ type Status struct {
 	// Draining is true once shutdown has begun.
 	Draining bool         `json:"draining"`
 	Config   ConfigStatus `json:"config"`
+	Source   SourceStatus `json:"source"`
 	// LastReload is null until the first reload.
 	LastReload *reload.Result              `json:"last_reload"`
 	Listeners  []supervisor.ListenerStatus `json:"listeners"`
@@ -114,6 +115,7 @@ func (a *Admin) status(w http.ResponseWriter, _ *http.Request) {
 	if cfg := a.sup.Config(); cfg != nil {
 		st.Config = ConfigStatus{Path: cfg.Path, SHA256: cfg.Hash, LoadedAt: cfg.LoadedAt}
 	}
+	st.Source = a.sourceStatus()
 	if last, ok := a.reloader.Last(); ok {
 		st.LastReload = &last
 	}

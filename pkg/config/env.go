@@ -26,7 +26,9 @@ var envKeys = map[string]any{
 // otherEnv are SLUICE_* variables that are not config overrides:
 // sluice's own (SLUICE_CONFIG) and those of this repository's tools,
 // whose children inherit them.
-var otherEnv = []string{"SLUICE_CONFIG", "SLUICE_BENCH_PINNED", "SLUICE_PROXY_SPLICE_CHILD"}
+var otherEnv = []string{"SLUICE_CONFIG", "SLUICE_BENCH_PINNED", "SLUICE_PROXY_SPLICE_CHILD",
+	// How sluice reaches an etcd config source (see sluice run --help).
+	"SLUICE_ETCD_CA", "SLUICE_ETCD_CERT", "SLUICE_ETCD_KEY", "SLUICE_ETCD_USERNAME", "SLUICE_ETCD_PASSWORD", "SLUICE_ETCD_PASSWORD_FILE"}
 
 // EnvName is the variable that overrides key, e.g. SLUICE_LOG_LEVEL.
 func EnvName(key string) string {

@@ -116,3 +116,15 @@ func parseMessage(err error) string {
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	return fmt.Sprintf("malformed config: %s", msg)
 }
+
+// LoadData is Load that also returns the bytes it validated, for a
+// caller that passes them on (sluice publish) and must not read the file
+// a second time, which might have changed in between.
+func LoadData(path string) (*Config, []byte, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, nil, Errors{{File: path, Msg: readMessage(err), Err: err}}
+	}
+	cfg, err := Parse(path, data)
+	return cfg, data, err
+}

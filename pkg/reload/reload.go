@@ -28,6 +28,7 @@ type Reloader struct {
 	log     hclog.Logger
 	metrics *metrics.Metrics
 	hooks   []Hook // see AddHook; guarded by mu
+	loader  Loader // see SetLoader; guarded by mu
 
 	// mu serializes reloads: two triggers at once load and apply in turn.
 	mu     sync.Mutex
@@ -77,7 +78,7 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (sum supervisor.S
 	}
 	end := r.begin(trigger)
 	defer func() { end(err) }()
-	cfg, err := config.Load(r.path)
+	cfg, err := r.load(ctx)
 	if trigger == TriggerFile && errors.Is(err, config.ErrEmpty) {
 		// Most likely a truncate-and-write caught between the two (the
 		// write's own event brings the reload), or an editor's buffer
