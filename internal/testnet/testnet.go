@@ -6,6 +6,7 @@ package testnet
 import (
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -45,4 +46,44 @@ func Listen(t testing.TB, network string) net.Listener {
 	}
 	t.Cleanup(func() { _ = ln.Close() })
 	return ln
+}
+
+// Serve accepts on ln until the test ends, running handle for each
+// connection on its own goroutine (which closes it after), and returns
+// ln's address. At cleanup it closes ln and every connection and waits
+// for every handler, so that goleak sees none left.
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
 }

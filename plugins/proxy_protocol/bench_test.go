@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	proxyproto "github.com/pires/go-proxyproto"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
@@ -27,44 +27,15 @@ func echoUpstream(b *testing.B, withHeader bool) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	return testnet.Serve(b, ln, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		if withHeader {
+			if _, err := proxyproto.Read(r); err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				r := bufio.NewReader(c)
-				if withHeader {
-					if _, err := proxyproto.Read(r); err != nil {
-						return
-					}
-				}
-				_, _ = io.Copy(c, r)
-			}()
 		}
-	}()
-	b.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+		_, _ = io.Copy(c, r)
 	})
-	return ln.Addr().String()
 }
 
 type benchTarget struct {

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,50 +62,12 @@ func certFor(t testing.TB, name string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// serve accepts on ln until the test ends, running handle for each
-// connection; it waits for every handler at cleanup.
-func serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
-	t.Helper()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
 // tlsUpstream is a TLS echo server with a certificate for name, offering
 // protos over ALPN.
 func tlsUpstream(t testing.TB, name string, protos ...string) string {
 	t.Helper()
 	cfg := &tls.Config{Certificates: []tls.Certificate{certFor(t, name)}, NextProtos: protos}
-	return serve(t, tls.NewListener(testnet.Listen(t, "tcp"), cfg), func(c net.Conn) {
+	return testnet.Serve(t, tls.NewListener(testnet.Listen(t, "tcp"), cfg), func(c net.Conn) {
 		_, _ = io.Copy(c, c)
 	})
 }
@@ -115,7 +76,7 @@ func tlsUpstream(t testing.TB, name string, protos ...string) string {
 // first line it reads.
 func tagUpstream(t testing.TB, tag string) string {
 	t.Helper()
-	return serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) {
+	return testnet.Serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) {
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		_, _ = io.WriteString(c, tag+" "+line)
 	})
@@ -125,7 +86,7 @@ func tagUpstream(t testing.TB, tag string) string {
 // then echoes.
 func greeter(t testing.TB, tag string) string {
 	t.Helper()
-	return serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) {
+	return testnet.Serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) {
 		_, _ = io.WriteString(c, tag+"\n")
 		_, _ = io.Copy(c, c)
 	})

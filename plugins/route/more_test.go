@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 	"github.com/sluice-dev/sluice/pkg/registry"
@@ -158,7 +159,7 @@ func TestOpenSSLClient(t *testing.T) {
 func TestSSHClient(t *testing.T) {
 	ssh := need(t, "ssh", "openssh-client")
 	banners := make(chan string, 1)
-	up := serve(t, listen(t), func(c net.Conn) {
+	up := testnet.Serve(t, listen(t), func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(wait))
 		_, _ = io.WriteString(c, "SSH-2.0-sluicetest\r\n")
 		b := make([]byte, 255)
