@@ -31,6 +31,9 @@ type Stats struct {
 	// Held counts messages an event loop had to keep because their
 	// destination was full.
 	Held atomic.Int64
+	// Hops counts pairs that moved from their goroutines to an event
+	// loop, each once it ended.
+	Hops atomic.Int64
 }
 
 func (s *Stats) spliced() {
@@ -42,6 +45,12 @@ func (s *Stats) spliced() {
 func (s *Stats) buffered() {
 	if s != nil {
 		s.Buffered.Add(1)
+	}
+}
+
+func (s *Stats) hopped() {
+	if s != nil {
+		s.Hops.Add(1)
 	}
 }
 
@@ -79,6 +88,7 @@ type flow struct {
 	st       *Stats
 	dl       deadline
 	dog      *watchdog
+	p        *pair // Relay's pair, for its hop; nil for Copy
 }
 
 // Bulk data is told from small messages by the reads: one that fills the
@@ -90,6 +100,12 @@ const (
 	bulkRead  = BufferSize / 4
 	bulkReads = 4
 )
+
+// directSplice lets a test keep bulk data of the goroutines on the copy
+// path (see loopSplice for the event loop's).
+var directSplice atomic.Bool
+
+func init() { directSplice.Store(true) }
 
 // run copies until src's EOF (nil) or an error. When both ends are the
 // sockets themselves it takes the direct path: no buffer while src is
@@ -183,15 +199,24 @@ func (f *flow) direct(r *idleReader) error {
 			} else {
 				big = 0
 			}
-			if n == BufferSize || big >= bulkReads {
+			if (n == BufferSize || big >= bulkReads) && directSplice.Load() {
+				if !f.p.bulk() {
+					return errHop
+				}
 				if s, ok := newSplicer(f.dst, f.src); ok {
 					r.release()
 					f.st.spliced()
 					return f.splice(s, r)
 				}
 			}
+			if f.p.tick(f.dir) {
+				return errHop
+			}
 		}
 		if rerr != nil {
+			if f.p.hopWoke(rerr) {
+				return errHop
+			}
 			return f.end(rerr)
 		}
 	}

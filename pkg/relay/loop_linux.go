@@ -391,3 +391,6 @@ func (e *evloop) finish(r *relay, err error) {
 	r.err = err
 	close(r.done)
 }
+
+// loopAvailable: Linux has the event loop.
+const loopAvailable = true

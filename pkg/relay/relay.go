@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 )
@@ -20,16 +21,78 @@ import (
 // the client's socket) ends it with an error that wraps net.ErrClosed.
 // Errors name their direction ("client to upstream: ...").
 //
-// When both ends are the sockets themselves, the pair may run on an event
-// loop (Linux); otherwise each direction is a goroutine.
+// Each direction starts as a goroutine. When both ends are the sockets
+// themselves, a pair that keeps exchanging small messages moves to an
+// event loop (Linux) once hopAfter of them went through: a loop saves on
+// every message but costs a few system calls to join, which a connection
+// that lives for one request and its answer never earns back.
 func Relay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) error {
-	if ok, err := loopRelay(ctx, c, up, st); ok {
-		return err
+	hop := loopable(c.Conn, up)
+	after := hopAfter.Load()
+	if hop && after == 0 {
+		if ok, err := loopRelay(ctx, c, up, st); ok {
+			return err
+		}
+		hop = false
 	}
-	p := newPair(c, up, st)
-	p.dog.start(c.IdleTimeout(), p.idleExpired)
-	// The second direction's goroutine is owned by Relay, which waits for
-	// it; it ends at the upstream's EOF or when stop closes both sides.
+	var done [2]bool // by dirIndex: the direction ended and was passed on
+	for {
+		p := newPair(c, up, st)
+		if hop {
+			p.hop = &hopper{after: after}
+		}
+		p.done = done
+		p.run()
+		done = p.done
+		if p.closed || done[0] && done[1] {
+			return p.err
+		}
+		// A hop stopped the directions still running, between two
+		// messages, every byte read also written: the loop takes the
+		// sockets as they are, unless one direction ended meanwhile.
+		if !done[0] && !done[1] {
+			if ok, err := loopRelay(ctx, c, up, st); ok {
+				st.hopped()
+				return err
+			}
+		}
+		// The goroutines go on where they stopped, for good.
+		_ = c.Conn.SetReadDeadline(time.Time{})
+		_ = up.SetReadDeadline(time.Time{})
+		hop = false
+	}
+}
+
+// hopAfter is the number of small messages, both directions together,
+// after which a pair moves to an event loop; 0 puts it there at once.
+// Tests set it; nothing else does.
+var hopAfter atomic.Int64
+
+func init() { hopAfter.Store(8) }
+
+// loopable reports whether an event loop may take the pair: both ends
+// the sockets themselves, and the loop not turned off.
+func loopable(c, up net.Conn) bool {
+	return loopAvailable && !noLoop.Load() && isSocket(c) && isSocket(up)
+}
+
+// run copies the directions not yet done, In on the calling goroutine and
+// Out on one it owns and waits for, until both ended, one failed, or both
+// stopped for a hop.
+func (p *pair) run() {
+	p.dog.start(p.c.IdleTimeout(), p.idleExpired)
+	defer p.end()
+	if p.done[dirIndex(Out)] {
+		p.direction(In)
+		return
+	}
+	if p.done[dirIndex(In)] {
+		p.direction(Out)
+		return
+	}
+	// The second direction's goroutine is owned by run, which waits for
+	// it; it ends at the upstream's EOF, at a hop, or when stop closes
+	// both sides.
 	back := make(chan struct{})
 	go func() {
 		defer close(back)
@@ -37,7 +100,7 @@ func Relay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) error {
 		// recovery, which guards only the connection's own goroutine.
 		defer func() {
 			if v := recover(); v != nil {
-				c.Logger().Error("relay copy panicked; connection closed", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				p.c.Logger().Error("relay copy panicked; connection closed", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				p.stop(fmt.Errorf("copy panicked: %v", v))
 			}
 		}()
@@ -45,8 +108,13 @@ func Relay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) error {
 	}()
 	p.direction(In)
 	<-back
-	p.end()
-	return p.err
+}
+
+func dirIndex(d Dir) int {
+	if d == In {
+		return 0
+	}
+	return 1
 }
 
 // noLoop turns the event loop off (SLUICE_RELAY_EVENT_LOOP=off), for the
@@ -67,9 +135,14 @@ type pair struct {
 	mu      sync.Mutex
 	err     error // what ended the pair early; the first one wins
 	stopped bool
+	closed  bool // by stop: both sides closed
 	// quit, on an event loop's pair, is closed by stop: the loop holds
 	// its own descriptors, which closing the net.Conns does not end.
 	quit chan struct{}
+	// done says which directions ended and were passed on (by
+	// dirIndex); hop, when set, moves the pair to an event loop.
+	done [2]bool
+	hop  *hopper
 }
 
 func newPair(c *chain.Conn, up net.Conn, st *Stats) *pair { return &pair{c: c, up: up, st: st} }
@@ -78,9 +151,10 @@ func newPair(c *chain.Conn, up net.Conn, st *Stats) *pair { return &pair{c: c, u
 // the upstream, Out back. Its source's EOF becomes a half-close towards
 // its destination; a destination that cannot half-close (a wrapper
 // without CloseWrite) is closed instead, since its peer would otherwise
-// wait for an EOF that never comes.
+// wait for an EOF that never comes. A direction stopped for a hop
+// returns with nothing held.
 func (p *pair) direction(dir Dir) {
-	f := flow{c: p.c, dir: dir, st: p.st, dog: &p.dog}
+	f := flow{c: p.c, dir: dir, st: p.st, dog: &p.dog, p: p}
 	name := "client to upstream"
 	if dir == In {
 		f.dst, f.src = p.up, p.c.Conn
@@ -88,10 +162,17 @@ func (p *pair) direction(dir Dir) {
 		f.dst, f.src = p.c.Conn, p.up
 		name = "upstream to client"
 	}
-	if err := f.run(); err != nil {
+	err := f.run()
+	if err == errHop {
+		return
+	}
+	if err != nil {
 		p.stop(fmt.Errorf("%s: %w", name, err))
 		return
 	}
+	p.mu.Lock()
+	p.done[dirIndex(dir)] = true
+	p.mu.Unlock()
 	if !chain.CloseWrite(f.dst) {
 		p.stop(nil)
 	}
@@ -106,7 +187,7 @@ func (p *pair) stop(err error) {
 		p.mu.Unlock()
 		return
 	}
-	p.stopped = true
+	p.stopped, p.closed = true, true
 	p.err = err
 	if p.quit != nil {
 		close(p.quit)

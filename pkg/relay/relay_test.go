@@ -24,17 +24,20 @@ func (w wrapper) CloseWrite() error { return w.Conn.(chain.CloseWriter).CloseWri
 
 func wrap(c net.Conn) net.Conn { return wrapper{c} }
 
-// paths are the three ways Relay can move a pair: the event loop, one
-// goroutine per direction on the sockets, and the plain loop over a
-// wrapper.
+// paths are the ways Relay can move a pair: the event loop from the
+// first byte, goroutines that hop to the loop after two messages, one
+// goroutine per direction on the sockets for good, and the plain loop
+// over a wrapper.
 var paths = []struct {
 	name   string
 	noLoop bool
+	hop    int64
 	wrap   func(net.Conn) net.Conn
 }{
-	{"loop", false, nil},
-	{"goroutines", true, nil},
-	{"wrapped", false, wrap},
+	{"loop", false, 0, nil},
+	{"hop", false, 2, nil},
+	{"goroutines", true, 0, nil},
+	{"wrapped", false, 0, wrap},
 }
 
 func setNoLoop(t *testing.T, off bool) {
@@ -42,6 +45,13 @@ func setNoLoop(t *testing.T, off bool) {
 	was := noLoop.Load()
 	noLoop.Store(off)
 	t.Cleanup(func() { noLoop.Store(was) })
+}
+
+func setHopAfter(t *testing.T, n int64) {
+	t.Helper()
+	was := hopAfter.Load()
+	hopAfter.Store(n)
+	t.Cleanup(func() { hopAfter.Store(was) })
 }
 
 // TestRelayHalfClose: either side may finish sending first; the other
@@ -52,6 +62,7 @@ func TestRelayHalfClose(t *testing.T) {
 		for _, upFirst := range []bool{false, true} {
 			t.Run(p.name+map[bool]string{false: "/client first", true: "/upstream first"}[upFirst], func(t *testing.T) {
 				setNoLoop(t, p.noLoop)
+				setHopAfter(t, p.hop)
 				lp := startPair(t, context.Background(), new(Stats), testnet.Listen(t, "tcp"), 0, 1, p.wrap)
 				first, second := lp.cl, lp.up
 				if upFirst {
@@ -91,6 +102,7 @@ func TestRelayBulkCounts(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
 			setNoLoop(t, p.noLoop)
+			setHopAfter(t, p.hop)
 			st := new(Stats)
 			lp := startPair(t, context.Background(), st, testnet.Listen(t, "tcp"), time.Minute, 1, p.wrap)
 			toUp, toClient := make([]byte, 3<<20+1), make([]byte, 2<<20+7)
@@ -140,6 +152,7 @@ func TestRelayIdleTimeout(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
 			setNoLoop(t, p.noLoop)
+			setHopAfter(t, p.hop)
 			lp := startPair(t, context.Background(), new(Stats), testnet.Listen(t, "tcp"), idle, 1, p.wrap)
 			// One-way traffic for three timeouts.
 			buf := make([]byte, 1)
