@@ -23,11 +23,13 @@ const sluicePPConfig = configHeader + `  - name: pp
     network: tcp
     address: %s
     idle_timeout: 5m
+    tcp_keepalive: 0
     chain:
       - handler: proxy_protocol
         trusted: [127.0.0.0/8]
       - handler: proxy
         upstreams: ["tcp://%s"]
+        tcp_keepalive: 0
         send_proxy_protocol: v2
 `
 

@@ -32,9 +32,11 @@ const sluiceProxyConfig = configHeader + `  - name: proxy
     network: tcp
     address: %s
     idle_timeout: 5m
+    tcp_keepalive: 0
     chain:
       - handler: proxy
         upstreams: ["tcp://%s"]
+        tcp_keepalive: 0
 `
 
 // proxyTargets starts an upstream echo on the load CPU (it is part of the

@@ -32,13 +32,14 @@ const sluiceRouteConfig = configHeader + `  - name: route
     network: tcp
     address: %s
     idle_timeout: 5m
+    tcp_keepalive: 0
     chain:
       - handler: route
         routes:
           - match: {sni: [other.example.com]}
-            chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
+            chain: [{handler: proxy, upstreams: ["tcp://%s"], tcp_keepalive: 0}]
           - match: {sni: [` + routeSNI + `]}
-            chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
+            chain: [{handler: proxy, upstreams: ["tcp://%s"], tcp_keepalive: 0}]
 `
 
 const haproxyRouteConfig = `global

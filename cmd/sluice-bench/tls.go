@@ -42,6 +42,7 @@ const sluiceTLSConfig = configHeader + `  - name: tls
     network: tcp
     address: %s
     idle_timeout: 5m
+    tcp_keepalive: 0
     chain:
       - handler: tls
         certificates:
@@ -49,6 +50,7 @@ const sluiceTLSConfig = configHeader + `  - name: tls
             key: %s
       - handler: proxy
         upstreams: ["tcp://%s"]
+        tcp_keepalive: 0
 `
 
 // benchPair is a certificate written for the servers: cert and key

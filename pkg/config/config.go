@@ -12,6 +12,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/sluice-dev/sluice/pkg/listener"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
@@ -71,8 +72,20 @@ type Listener struct {
 	Network     string        `mapstructure:"network" json:"network"`
 	Address     string        `mapstructure:"address" json:"address"`
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout"`
-	Socket      Socket        `mapstructure:"socket" json:"socket"`
-	Chain       []Handler     `mapstructure:"chain" json:"chain"`
+	// TCPKeepAlive is the keepalive of accepted TCP connections: the
+	// first probe after this much silence, then one as often; 0 turns
+	// it off, nil means listener.DefaultKeepAlive (see KeepAlive).
+	TCPKeepAlive *time.Duration `mapstructure:"tcp_keepalive" json:"tcp_keepalive,omitempty"`
+	Socket       Socket         `mapstructure:"socket" json:"socket"`
+	Chain        []Handler      `mapstructure:"chain" json:"chain"`
+}
+
+// KeepAlive is the listener's tcp_keepalive, its default filled in.
+func (l *Listener) KeepAlive() time.Duration {
+	if l.TCPKeepAlive == nil {
+		return listener.DefaultKeepAlive
+	}
+	return *l.TCPKeepAlive
 }
 
 // Socket holds the Unix socket file options.

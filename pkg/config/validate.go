@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/pkg/listener"
 	"github.com/sluice-dev/sluice/pkg/registry"
@@ -100,6 +101,17 @@ func (v *validator) listener(key string, l *Listener) {
 	v.address(key, l)
 	if l.IdleTimeout < 0 {
 		v.add(key+".idle_timeout", "must not be negative")
+	}
+	if ka := l.TCPKeepAlive; ka != nil {
+		switch {
+		case !strings.HasPrefix(l.Network, "tcp"):
+			v.add(key+".tcp_keepalive", "only applies to tcp listeners")
+		case *ka < 0:
+			v.add(key+".tcp_keepalive", "must not be negative (0 turns keepalive off)")
+		case *ka > 0 && *ka < time.Second:
+			// The kernel counts keepalive in whole seconds.
+			v.add(key+".tcp_keepalive", "must be at least 1s, or 0 to turn keepalive off")
+		}
 	}
 	if l.Socket.Mode != "" {
 		if l.Network != "unix" {

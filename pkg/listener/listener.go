@@ -41,14 +41,18 @@ var ErrInUse = errors.New("address already in use")
 // one systemd passed under s.Name.
 func ListenStream(ctx context.Context, s Spec) (net.Listener, error) {
 	if ln, err := handedListener(s); ln != nil || err != nil {
+		noteFromFile(ln)
 		return ln, err
 	}
 	if ln, err := inheritedListener(s); ln != nil || err != nil {
+		noteFromFile(ln)
 		return ln, err
 	}
 	switch s.Network {
 	case "tcp", "tcp4", "tcp6":
-		var lc net.ListenConfig
+		// No keepalive from Go: the supervisor sets each connection's
+		// (see GoKeepAlive).
+		lc := net.ListenConfig{KeepAlive: -1}
 		ln, err := lc.Listen(ctx, s.Network, s.Address)
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {

@@ -86,7 +86,7 @@ func (s *Supervisor) Apply(ctx context.Context, cfg *config.Config) (Summary, er
 				_ = chain.CloseAll(g.handlers)
 				return abort(fmt.Errorf("listeners[%d] (%s): %w", i, l.Name, err))
 			}
-			st.r = &runner{s: s, key: key, ln: ln}
+			st.r = &runner{s: s, key: key, ln: ln, goKeepAlive: listener.GoKeepAlive(ln)}
 		}
 		steps = append(steps, st)
 	}

@@ -16,6 +16,9 @@ type tracked struct {
 	bytes      connBytes
 	g          *generation
 	prev, next *tracked
+	// goKeepAlive: Go set its default keepalive on the socket (see
+	// listener.GoKeepAlive).
+	goKeepAlive bool
 }
 
 // connList is an intrusive doubly linked list of tracked connections:

@@ -26,6 +26,8 @@ type runner struct {
 	key string // config.Listener.BindKey
 	ln  net.Listener
 	gen atomic.Pointer[generation]
+	// goKeepAlive: Go sets its default keepalive on what ln accepts.
+	goKeepAlive bool
 
 	acceptDone chan struct{}
 }
@@ -70,7 +72,7 @@ func (r *runner) handle(nc net.Conn) {
 			// socket's own name is the one it was bound under.
 			t.conn.SetLocalAddr(r.ln.Addr())
 		}
-		t.g = g
+		t.g, t.goKeepAlive = g, r.goKeepAlive
 		t.bytes.c, t.bytes.m = &t.conn, g.metrics
 		if !g.add(t) {
 			// Retired between Load and add: a newer generation has
@@ -102,6 +104,13 @@ func (s *Supervisor) serve(t *tracked) {
 		g.open.Add(-1)
 		g.remove(t)
 	}()
+	if tc, ok := c.Raw().(*net.TCPConn); ok {
+		// The generation's, so that a reload's tcp_keepalive applies
+		// to the connections accepted after it.
+		if err := listener.SetKeepAlive(tc, g.cfg.KeepAlive(), t.goKeepAlive); err != nil && g.log.IsDebug() {
+			c.Logger().Debug("setting tcp_keepalive failed", "error", err)
+		}
+	}
 	err := g.stream.ServeStream(g.ctx, c)
 	if err != nil && fdbudget.IsShortage(err) {
 		g.metrics.Shortage.Inc()

@@ -151,7 +151,8 @@ func checkTLS(cfg *tls.Config) *tls.Config {
 // handshake), sends send and waits for expect, all within timeout. It
 // never writes a PROXY header: a check is sluice's own connection.
 func (c *checker) probe(ctx context.Context) error {
-	var d net.Dialer
+	// No keepalive: a check's connection lives for one probe.
+	d := net.Dialer{KeepAlive: -1}
 	conn, err := d.DialContext(ctx, c.target.network, c.target.address)
 	if err != nil {
 		return err

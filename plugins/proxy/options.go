@@ -60,6 +60,15 @@ func (h *Handler) Validate() error {
 	if h.FailTimeout < 0 {
 		add("fail_timeout", "must not be negative")
 	}
+	if ka := h.TCPKeepAlive; ka != nil {
+		switch {
+		case *ka < 0:
+			add("tcp_keepalive", "must not be negative (0 turns keepalive off)")
+		case *ka > 0 && *ka < time.Second:
+			// The kernel counts keepalive in whole seconds.
+			add("tcp_keepalive", "must be at least 1s, or 0 to turn keepalive off")
+		}
+	}
 	switch h.SendProxyProtocol {
 	case "":
 		h.sendVersion = 0
@@ -131,6 +140,11 @@ func (h *Handler) Provision(ctx chain.ProvisionContext) error {
 	if h.FailTimeout == 0 {
 		h.FailTimeout = DefaultFailTimeout
 	}
+	ka := listener.DefaultKeepAlive
+	if h.TCPKeepAlive != nil {
+		ka = *h.TCPKeepAlive
+	}
+	h.dialer = keepAliveDialer(ka)
 	h.log = ctx.Logger.Named(Name)
 	upstreamErrors, err := chain.Register(ctx.Metrics, newUpstreamErrors())
 	if err != nil {
@@ -226,4 +240,13 @@ func oneOf(v string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// keepAliveDialer dials TCP with keepalive probes after d of silence, or
+// none when d is 0 (a negative KeepAlive is how net.Dialer says off).
+func keepAliveDialer(d time.Duration) net.Dialer {
+	if d <= 0 {
+		return net.Dialer{KeepAlive: -1}
+	}
+	return net.Dialer{KeepAliveConfig: listener.KeepAliveConfig(d)}
 }

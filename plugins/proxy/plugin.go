@@ -7,6 +7,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"net"
 	"sync"
 	"time"
 
@@ -51,8 +52,13 @@ type Handler struct {
 	HealthCheck *HealthCheck `mapstructure:"health_check"`
 	// TLS, when set, has the proxy speak TLS to every upstream.
 	TLS *TLS `mapstructure:"tls"`
+	// TCPKeepAlive is the keepalive of TCP upstream connections: the
+	// first probe after this much silence, then one as often; 0 turns
+	// it off; nil is listener.DefaultKeepAlive.
+	TCPKeepAlive *time.Duration `mapstructure:"tcp_keepalive"`
 
 	targets     []target // parsed by Validate
+	dialer      net.Dialer // with tcp_keepalive, set by Provision
 	sendVersion byte     // 0: no header; 1 or 2
 	// tlsBase is the tls option's files, read by Validate; each
 	// upstream gets a clone with its server name. tlsFingerprint is

@@ -111,8 +111,7 @@ func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream,
 func (h *Handler) connect(ctx context.Context, u *upstream, c *chain.Conn) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.ConnectTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, u.network, u.address)
+	conn, err := h.dialer.DialContext(ctx, u.network, u.address)
 	if err != nil {
 		return nil, err
 	}
