@@ -57,9 +57,9 @@ type Handler struct {
 	// it off; nil is listener.DefaultKeepAlive.
 	TCPKeepAlive *time.Duration `mapstructure:"tcp_keepalive"`
 
-	targets     []target // parsed by Validate
+	targets     []target   // parsed by Validate
 	dialer      net.Dialer // with tcp_keepalive, set by Provision
-	sendVersion byte     // 0: no header; 1 or 2
+	sendVersion byte       // 0: no header; 1 or 2
 	// tlsBase is the tls option's files, read by Validate; each
 	// upstream gets a clone with its server name. tlsFingerprint is
 	// their hash, part of a health checker's key.
