@@ -43,7 +43,7 @@ func TestValidation(t *testing.T) {
 		{"types", "tcp", `
         upstreams: [tcp://127.0.0.1:1]
         retries: 3`, []string{
-			`retries: unknown key (known: balance, connect_timeout, fail_timeout, health_check, send_proxy_protocol, tls, upstreams)`}},
+			`retries: unknown key (known: balance, connect_timeout, fail_timeout, health_check, send_proxy_protocol, tcp_keepalive, tls, upstreams)`}},
 		{"send_proxy_protocol", "tcp", `
         upstreams: [tcp://127.0.0.1:1]
         send_proxy_protocol: v3`, []string{
