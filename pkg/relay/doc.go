@@ -15,5 +15,7 @@
 // direction waits for readability without holding a buffer, small
 // messages take one read and one write, and once the reads show bulk data
 // the direction switches to splice(2) on Linux, whose pipes also go back
-// to a pool whenever the source runs dry.
+// to a pool whenever the source runs dry. On Linux a Relay pair that
+// keeps exchanging small messages moves from its two goroutines to an
+// event loop (loop_linux.go), between two messages (hop.go).
 package relay
