@@ -13,6 +13,9 @@
 // count plus every descriptor handed out since (closes are not
 // subtracted, so the estimate only errs high), and counts again, at most
 // every recountEvery, only when the estimate says the reserve is near.
+// The process's budget (Default) reads RLIMIT_NOFILE again with each
+// count, so that a limit an operator changes on the running process
+// (prlimit) takes effect, the reserve and the UDP share with it.
 package fdbudget
 
 import (
@@ -40,9 +43,12 @@ const recountEvery = 10 * time.Millisecond
 
 // Budget is one process's descriptor budget.
 type Budget struct {
+	// limit and reserve are guarded by mu; limitFn, when set, reads the
+	// limit again at each count.
 	limit   int
 	reserve int
-	udpMax  int64
+	limitFn func() int
+	udpMax  atomic.Int64
 	udp     atomic.Int64
 
 	// since counts descriptors handed out since the last count.
@@ -56,11 +62,19 @@ type Budget struct {
 
 // New returns the budget of a process whose descriptor limit is limit.
 func New(limit int) *Budget {
-	b := &Budget{limit: limit, reserve: ReserveFor(limit), udpMax: int64(UDPBudgetFor(limit)), count: countOpen}
+	b := &Budget{count: countOpen}
+	b.setLimit(limit)
 	if c, err := b.count(); err == nil {
 		b.counted, b.countedAt = c, time.Now()
 	}
 	return b
+}
+
+// setLimit sets the limit and what follows from it; b.mu is held, or b
+// is not shared yet.
+func (b *Budget) setLimit(limit int) {
+	b.limit, b.reserve = limit, ReserveFor(limit)
+	b.udpMax.Store(int64(UDPBudgetFor(limit)))
 }
 
 // ReserveFor is the reserve of a process with the given limit: an eighth
@@ -70,41 +84,55 @@ func ReserveFor(limit int) int { return min(max(limit/8, 16), 256) }
 // UDPBudgetFor is the UDP flows' share of the given limit: a quarter.
 func UDPBudgetFor(limit int) int { return limit / 4 }
 
-var def = sync.OnceValue(func() *Budget { return New(currentLimit()) })
+var def = sync.OnceValue(func() *Budget {
+	b := New(currentLimit())
+	b.limitFn = currentLimit
+	return b
+})
 
-// Default is the process's budget, from RLIMIT_NOFILE's soft limit as it
-// was when first asked for (Go raises it to the hard limit at start).
+// Default is the process's budget, from RLIMIT_NOFILE's soft limit (Go
+// raises it to the hard limit at start), read again with each count.
 func Default() *Budget { return def() }
 
-// Limit is the descriptor limit the budget was made for.
-func (b *Budget) Limit() int { return b.limit }
+// Limit is the descriptor limit the budget counts with now.
+func (b *Budget) Limit() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.limit
+}
 
 // Reserve is how many descriptors the data listeners leave free.
-func (b *Budget) Reserve() int { return b.reserve }
+func (b *Budget) Reserve() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reserve
+}
 
 // UDPBudget is how many upstream sockets UDP flows may hold together.
-func (b *Budget) UDPBudget() int { return int(b.udpMax) }
+func (b *Budget) UDPBudget() int { return int(b.udpMax.Load()) }
 
 // Take reports whether n more descriptors may be opened for data traffic
 // without eating into the reserve, and if so counts them as taken.
 func (b *Budget) Take(n int) bool {
-	ceiling := b.limit - b.reserve
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	// Well clear of the reserve: no count. Within a reserve's width of
 	// it, count often, which also catches descriptors opened elsewhere
 	// (listeners, the admin endpoint) that Take never saw.
-	if b.counted+int(b.since.Load())+n <= ceiling-b.reserve {
+	if b.counted+int(b.since.Load())+n <= b.limit-2*b.reserve {
 		b.since.Add(int64(n))
 		return true
 	}
 	if time.Since(b.countedAt) >= recountEvery {
+		if b.limitFn != nil {
+			b.setLimit(b.limitFn())
+		}
 		if c, err := b.count(); err == nil {
 			b.counted, b.countedAt = c, time.Now()
 			b.since.Store(0)
 		}
 	}
-	if b.counted+int(b.since.Load())+n <= ceiling {
+	if b.counted+int(b.since.Load())+n <= b.limit-b.reserve {
 		b.since.Add(int64(n))
 		return true
 	}
@@ -122,7 +150,7 @@ func (b *Budget) Free() int {
 // the UDP budget and outside the reserve, or ErrShortage. The caller
 // gives it back with ReleaseUDP when the socket is closed.
 func (b *Budget) TakeUDP() error {
-	if b.udp.Add(1) > b.udpMax {
+	if b.udp.Add(1) > b.udpMax.Load() {
 		b.udp.Add(-1)
 		return ErrShortage
 	}

@@ -47,6 +47,33 @@ func TestTakeKeepsReserve(t *testing.T) {
 	}
 }
 
+// A limit changed on the running process (prlimit) is what the next
+// count works with: a budget made while the limit was 0 refuses; once the
+// limit is raised, it hands out again, with the reserve and the UDP
+// share of the new limit.
+func TestTakeFollowsTheLimit(t *testing.T) {
+	limit := 0
+	b := New(limit)
+	b.limitFn = func() int { return limit }
+	b.count = func() (int, error) { return 10, nil }
+	b.counted = 10
+	b.countedAt = b.countedAt.Add(-recountEvery)
+	if b.Take(2) {
+		t.Fatal("Take handed out descriptors under a limit of 0")
+	}
+	limit = 4096
+	if b.Take(2) {
+		t.Fatal("Take looked at the limit again sooner than recountEvery")
+	}
+	b.countedAt = b.countedAt.Add(-recountEvery)
+	if !b.Take(2) {
+		t.Fatal("Take refused after the limit was raised")
+	}
+	if b.Limit() != 4096 || b.Reserve() != 256 || b.UDPBudget() != 1024 {
+		t.Errorf("limit %d, reserve %d, UDP budget %d; want 4096, 256, 1024", b.Limit(), b.Reserve(), b.UDPBudget())
+	}
+}
+
 func TestTakeUDPBudget(t *testing.T) {
 	b := New(64) // UDP budget 16
 	b.count = func() (int, error) { return 0, nil }
