@@ -12,6 +12,7 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 
+	"github.com/sluice-dev/sluice/internal/testcert"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
@@ -41,10 +42,10 @@ func haproxyBin(t *testing.T) string {
 func TestTLSWithProxyProtocolToHAProxy(t *testing.T) {
 	bin := haproxyBin(t)
 	dir := t.TempDir()
-	ca := newCA(t, "sluice test CA")
-	leaf := ca.issue(t, "haproxy.test")
-	crt := writeFile(t, dir, "haproxy.pem", append(append([]byte{}, leaf.certPEM...), leaf.keyPEM...))
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
+	ca := testcert.NewCA(t, "sluice test CA")
+	leaf := ca.Issue(t, testcert.Options{Names: []string{"haproxy.test"}})
+	crt := writeFile(t, dir, "haproxy.pem", append(append([]byte{}, leaf.CertPEM...), leaf.KeyPEM...))
+	caFile := writeFile(t, dir, "ca.pem", ca.PEM)
 
 	// The backend reads HAProxy's header, names the client it carries,
 	// then echoes until EOF.
