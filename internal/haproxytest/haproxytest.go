@@ -4,14 +4,14 @@
 package haproxytest
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
 // Bin returns haproxy's path. Without it the test is skipped with a hint,
@@ -72,7 +72,7 @@ func Start(t testing.TB, frontend, cfg string) {
 	if err := os.WriteFile(path, []byte(defaults+cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuf{}
+	out := &plugintest.Buffer{}
 	cmd := exec.Command(bin, "-f", path, "-db")
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -107,22 +107,4 @@ func Start(t testing.TB, frontend, cfg string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuf collects haproxy's output while it runs.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
