@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -62,29 +63,17 @@ func nextSerial() *big.Int {
 // NewCA makes a self-signed CA named cn, valid for a year.
 func NewCA(t testing.TB, cn string) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &CA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return newCA(t, cn, nil)
 }
 
 // Intermediate makes a CA signed by ca.
 func (ca *CA) Intermediate(t testing.TB, cn string) *CA {
+	t.Helper()
+	return newCA(t, cn, ca)
+}
+
+// newCA makes a CA signed by parent, or by itself when parent is nil.
+func newCA(t testing.TB, cn string, parent *CA) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -99,7 +88,11 @@ func (ca *CA) Intermediate(t testing.TB, cn string) *CA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	signer, signerKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		signer, signerKey = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +207,16 @@ func (ca *CA) Issue(t testing.TB, o Options) *Leaf {
 		certPEM = append(certPEM, ca.PEM...) // the chain: leaf, intermediate
 	}
 	return &Leaf{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}
+}
+
+// TLS is the leaf as a certificate for a tls.Config.
+func (l *Leaf) TLS(t testing.TB) tls.Certificate {
+	t.Helper()
+	c, err := tls.X509KeyPair(l.CertPEM, l.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // Write writes the leaf's certificate and key under dir as name.pem and

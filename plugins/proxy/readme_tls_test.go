@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/sluice-dev/sluice/internal/testcert"
 )
 
 // mtlsExample is the README's mTLS example: its paths are the user's, so
@@ -29,11 +30,9 @@ func TestReadmeMTLSExample(t *testing.T) {
 		t.Fatal("README.md has no ```yaml mtls example")
 	}
 	dir := t.TempDir()
-	serverCA, clientCA := newCA(t, "payments CA"), newCA(t, "clients CA")
-	leaf := serverCA.issue(t, "payments.internal")
-	pool := x509.NewCertPool()
-	pool.AddCert(clientCA.cert)
-	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	serverCA, clientCA := testcert.NewCA(t, "payments CA"), testcert.NewCA(t, "clients CA")
+	leaf := serverCA.Issue(t, testcert.Options{Names: []string{"payments.internal"}})
+	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.TLS(t)}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.Pool()}
 	type saw struct {
 		src, cn string
 		err     error
@@ -55,9 +54,9 @@ func TestReadmeMTLSExample(t *testing.T) {
 		got <- saw{src: hd.SourceAddr.String(), cn: tc.ConnectionState().PeerCertificates[0].Subject.CommonName}
 		echoConn(tc)
 	})
-	ccert, ckey := clientCA.issue(t, "sluice").files(t, dir, "sluice-client")
+	ccert, ckey := clientCA.Issue(t, testcert.Options{CN: "sluice", Client: true}).Write(t, dir, "sluice-client")
 	yaml := strings.NewReplacer(
-		"/etc/sluice/tls/payments-ca.pem", writeFile(t, dir, "payments-ca.pem", serverCA.pem),
+		"/etc/sluice/tls/payments-ca.pem", writeFile(t, dir, "payments-ca.pem", serverCA.PEM),
 		"/etc/sluice/tls/sluice-client.pem", ccert,
 		"/etc/sluice/tls/sluice-client.key", ckey,
 		"tcp://10.0.0.7:8443", "tcp://"+up.ln.Addr().String(),

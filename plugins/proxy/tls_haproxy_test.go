@@ -4,47 +4,26 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
 
-	"github.com/sluice-dev/sluice/pkg/plugintest"
+	"github.com/sluice-dev/sluice/internal/haproxytest"
+	"github.com/sluice-dev/sluice/internal/testcert"
 )
-
-// haproxyBin returns Debian's haproxy; without it the test is skipped,
-// except under CI=true, where .ci/run installs it.
-func haproxyBin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/haproxy", "/usr/local/sbin/haproxy"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("haproxy is missing; .ci/run installs it")
-	}
-	t.Skip("haproxy is not installed (apt-get install haproxy)")
-	return ""
-}
 
 // TestTLSWithProxyProtocolToHAProxy: sluice's send_proxy_protocol with
 // tls is what HAProxy's `bind ... accept-proxy ssl` expects: the header in
 // clear, then TLS, verified for the name on HAProxy's certificate. HAProxy
 // passes the client's address on to the backend with its own header.
 func TestTLSWithProxyProtocolToHAProxy(t *testing.T) {
-	bin := haproxyBin(t)
+	haproxytest.Bin(t) // skip before making certificates
 	dir := t.TempDir()
-	ca := newCA(t, "sluice test CA")
-	leaf := ca.issue(t, "haproxy.test")
-	crt := writeFile(t, dir, "haproxy.pem", append(append([]byte{}, leaf.certPEM...), leaf.keyPEM...))
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
+	ca := testcert.NewCA(t, "sluice test CA")
+	leaf := ca.Issue(t, testcert.Options{Names: []string{"haproxy.test"}})
+	crt := writeFile(t, dir, "haproxy.pem", append(append([]byte{}, leaf.CertPEM...), leaf.KeyPEM...))
+	caFile := writeFile(t, dir, "ca.pem", ca.PEM)
 
 	// The backend reads HAProxy's header, names the client it carries,
 	// then echoes until EOF.
@@ -61,53 +40,13 @@ func TestTLSWithProxyProtocolToHAProxy(t *testing.T) {
 		closeWrite(c)
 	})
 	front := deadAddr(t)
-	cfg := `global
-  log stdout format raw local0 info
-defaults
-  log global
-  mode tcp
-  timeout connect 5s
-  timeout client 10s
-  timeout server 10s
+	haproxytest.Start(t, front, `
 frontend tls_in
-  bind ` + front + ` accept-proxy ssl crt ` + crt + `
+  bind `+front+` accept-proxy ssl crt `+crt+`
   default_backend echo
 backend echo
-  server b1 ` + backend.ln.Addr().String() + ` send-proxy-v2
-`
-	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w := &plugintest.Buffer{}
-	cmd := exec.Command(bin, "-f", path, "-db")
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", w.String())
-		}
-	})
-	eventually(t, "haproxy listening on "+front, func() bool {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("haproxy exited: %v\n%s", err, w.String())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", front, time.Second)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	})
+  server b1 `+backend.ln.Addr().String()+` send-proxy-v2
+`)
 
 	h := newHarness(t)
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+front)+

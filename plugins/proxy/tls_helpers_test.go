@@ -2,14 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -20,104 +13,6 @@ import (
 	"time"
 )
 
-// testCA is a certificate authority made for one test; nothing of it is
-// committed.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial int64 = 1
-
-var serialMu sync.Mutex
-
-func nextSerial() *big.Int {
-	serialMu.Lock()
-	defer serialMu.Unlock()
-	serial++
-	return big.NewInt(serial)
-}
-
-func newCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issued is a leaf certificate and its key, as PEM, and as a tls pair.
-type issued struct {
-	certPEM, keyPEM []byte
-	pair            tls.Certificate
-}
-
-// issue signs a leaf for names (DNS names, or IP addresses), usable by a
-// server and a client alike.
-func (ca *testCA) issue(t testing.TB, names ...string) issued {
-	t.Helper()
-	return ca.issueUntil(t, time.Now().Add(24*time.Hour), names...)
-}
-
-// issueUntil is issue with the certificate's end of validity.
-func (ca *testCA) issueUntil(t testing.TB, notAfter time.Time, names ...string) issued {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: nextSerial(),
-		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := issued{
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-	}
-	if out.pair, err = tls.X509KeyPair(out.certPEM, out.keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // writeFile writes b into dir/name and returns the path.
 func writeFile(t testing.TB, dir, name string, b []byte) string {
 	t.Helper()
@@ -126,13 +21,6 @@ func writeFile(t testing.TB, dir, name string, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// files writes the leaf's certificate and key into dir as name.pem and
-// name.key.
-func (i issued) files(t testing.TB, dir, name string) (cert, key string) {
-	t.Helper()
-	return writeFile(t, dir, name+".pem", i.certPEM), writeFile(t, dir, name+".key", i.keyPEM)
 }
 
 // needOpenSSL skips the test when the openssl command is missing, and

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 
 	proxyproto "github.com/pires/go-proxyproto"
 
+	"github.com/sluice-dev/sluice/internal/testcert"
 	"github.com/sluice-dev/sluice/pkg/config"
 )
 
@@ -30,11 +30,11 @@ type tlsUpstream struct {
 
 func newTLSUpstream(t *testing.T) tlsUpstream {
 	t.Helper()
-	ca := newCA(t, "sluice test CA")
-	leaf := ca.issue(t, "backend.test")
+	ca := testcert.NewCA(t, "sluice test CA")
+	leaf := ca.Issue(t, testcert.Options{Names: []string{"backend.test"}})
 	return tlsUpstream{
-		caFile: writeFile(t, t.TempDir(), "ca.pem", ca.pem),
-		cfg:    &tls.Config{Certificates: []tls.Certificate{leaf.pair}, MinVersion: tls.VersionTLS12},
+		caFile: writeFile(t, t.TempDir(), "ca.pem", ca.PEM),
+		cfg:    &tls.Config{Certificates: []tls.Certificate{leaf.TLS(t)}, MinVersion: tls.VersionTLS12},
 	}
 }
 
@@ -271,13 +271,13 @@ func TestTLSHealthCheck(t *testing.T) {
 // load, every problem named under its key.
 func TestTLSValidation(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "sluice test CA")
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
+	ca := testcert.NewCA(t, "sluice test CA")
+	caFile := writeFile(t, dir, "ca.pem", ca.PEM)
 	notPEM := writeFile(t, dir, "not.pem", []byte("hello"))
-	a := ca.issue(t, "a.test")
-	b := ca.issue(t, "b.test")
-	aCert := writeFile(t, dir, "a.pem", a.certPEM)
-	bKey := writeFile(t, dir, "b.key", b.keyPEM)
+	a := ca.Issue(t, testcert.Options{Names: []string{"a.test"}})
+	b := ca.Issue(t, testcert.Options{Names: []string{"b.test"}})
+	aCert := writeFile(t, dir, "a.pem", a.CertPEM)
+	bKey := writeFile(t, dir, "b.key", b.KeyPEM)
 	missing := dir + "/missing.pem"
 	fifo := dir + "/fifo.pem"
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -330,7 +330,7 @@ func TestTLSValidation(t *testing.T) {
 	for _, ok := range []string{
 		"      - handler: proxy\n        upstreams: [unix:///run/x.sock]\n" + tlsYAML("server_name: app.internal", "ca: "+caFile),
 		"      - handler: proxy\n        upstreams: [unix:///run/x.sock]\n" + tlsYAML("insecure_skip_verify: true"),
-		"      - handler: proxy\n        upstreams: [tcp://127.0.0.1:1]\n" + tlsYAML("cert: "+aCert, "key: "+writeFile(t, dir, "a.key", a.keyPEM)),
+		"      - handler: proxy\n        upstreams: [tcp://127.0.0.1:1]\n" + tlsYAML("cert: "+aCert, "key: "+writeFile(t, dir, "a.key", a.KeyPEM)),
 		"      - handler: proxy\n        upstreams: [tcp://localhost:1]\n        tls: {}\n",
 	} {
 		if _, err := config.Parse("test.yaml", []byte(frontYAML("tcp", "127.0.0.1:7000", "0", ok))); err != nil {
@@ -345,12 +345,10 @@ func TestTLSValidation(t *testing.T) {
 // logged and leaves the last good one presented.
 func TestTLSClientCertificateRenewed(t *testing.T) {
 	u := newTLSUpstream(t)
-	clientCA := newCA(t, "client CA")
-	pool := x509.NewCertPool()
-	pool.AddCert(clientCA.cert)
+	clientCA := testcert.NewCA(t, "client CA")
 	cfg := u.cfg.Clone()
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	cfg.ClientCAs = pool
+	cfg.ClientCAs = clientCA.Pool()
 	// Without tickets every connection is a full handshake that asks
 	// for the certificate again.
 	cfg.SessionTicketsDisabled = true
@@ -360,7 +358,7 @@ func TestTLSClientCertificateRenewed(t *testing.T) {
 		echoConn(c)
 	})
 	dir := t.TempDir()
-	certFile, keyFile := clientCA.issue(t, "first").files(t, dir, "client")
+	certFile, keyFile := clientCA.Issue(t, testcert.Options{CN: "first", Client: true}).Write(t, dir, "client")
 	h := newHarness(t)
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://"+up.ln.Addr().String())+
 		u.opts("cert: "+certFile, "key: "+keyFile)))
@@ -382,8 +380,8 @@ func TestTLSClientCertificateRenewed(t *testing.T) {
 	}
 
 	// Renewed by rename, as certbot and atomic writers do.
-	second := clientCA.issue(t, "second")
-	tmpCert, tmpKey := second.files(t, dir, "new")
+	second := clientCA.Issue(t, testcert.Options{CN: "second", Client: true})
+	tmpCert, tmpKey := second.Write(t, dir, "new")
 	if err := os.Rename(tmpKey, keyFile); err != nil {
 		t.Fatal(err)
 	}
@@ -395,16 +393,16 @@ func TestTLSClientCertificateRenewed(t *testing.T) {
 	}
 
 	// Written in place.
-	third := clientCA.issue(t, "third")
-	writeFile(t, dir, "client.key", third.keyPEM)
-	writeFile(t, dir, "client.pem", third.certPEM)
+	third := clientCA.Issue(t, testcert.Options{CN: "third", Client: true})
+	writeFile(t, dir, "client.key", third.KeyPEM)
+	writeFile(t, dir, "client.pem", third.CertPEM)
 	if n := presented(); n != "third" {
 		t.Fatalf("after a write in place: presented %s, want third", n)
 	}
 
 	// A certificate whose key is another's: refused, the last good pair
 	// stays, one error line however many handshakes.
-	writeFile(t, dir, "client.pem", clientCA.issue(t, "fourth").certPEM)
+	writeFile(t, dir, "client.pem", clientCA.Issue(t, testcert.Options{CN: "fourth", Client: true}).CertPEM)
 	for range 2 {
 		if n := presented(); n != "third" {
 			t.Fatalf("after a broken pair: presented %s, want third still", n)
@@ -418,10 +416,10 @@ func TestTLSClientCertificateRenewed(t *testing.T) {
 // TestTLSClientCertificateExpiry: a client certificate that ends within
 // 7 days is warned about at load, one with weeks left is not.
 func TestTLSClientCertificateExpiry(t *testing.T) {
-	ca := newCA(t, "client CA")
+	ca := testcert.NewCA(t, "client CA")
 	dir := t.TempDir()
-	soonCert, soonKey := ca.issueUntil(t, time.Now().Add(3*24*time.Hour), "soon").files(t, dir, "soon")
-	laterCert, laterKey := ca.issueUntil(t, time.Now().Add(30*24*time.Hour), "later").files(t, dir, "later")
+	soonCert, soonKey := ca.Issue(t, testcert.Options{CN: "soon", Client: true, NotAfter: time.Now().Add(3 * 24 * time.Hour)}).Write(t, dir, "soon")
+	laterCert, laterKey := ca.Issue(t, testcert.Options{CN: "later", Client: true, NotAfter: time.Now().Add(30 * 24 * time.Hour)}).Write(t, dir, "later")
 	h := newHarness(t)
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML("tcp://127.0.0.1:1")+tlsYAML("cert: "+laterCert, "key: "+laterKey)))
 	if strings.Contains(h.Log(), "tls client certificate expires soon") {

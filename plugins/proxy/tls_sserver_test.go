@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testcert"
 )
 
 // tlsYAML is a proxy's tls option, lines already indented.
@@ -23,9 +25,9 @@ func tlsYAML(lines ...string) string {
 // cross TLS both ways with the client's half-close passed on.
 func TestTLSToOpenSSL(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "sluice test CA")
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
-	cert, key := ca.issue(t, "backend.test", "127.0.0.1").files(t, dir, "backend")
+	ca := testcert.NewCA(t, "sluice test CA")
+	caFile := writeFile(t, dir, "ca.pem", ca.PEM)
+	cert, key := ca.Issue(t, testcert.Options{Names: []string{"backend.test", "127.0.0.1"}}).Write(t, dir, "backend")
 	s := startSServer(t, cert, key)
 	up := "tcp://" + s.addr
 
@@ -67,11 +69,11 @@ func refused(t *testing.T, addr string) {
 // closed, the error is counted, and the x509 reason is in the log.
 func TestTLSVerificationRefuses(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "sluice test CA")
-	other := newCA(t, "someone else's CA")
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
-	otherFile := writeFile(t, dir, "other.pem", other.pem)
-	cert, key := ca.issue(t, "backend.test").files(t, dir, "backend")
+	ca := testcert.NewCA(t, "sluice test CA")
+	other := testcert.NewCA(t, "someone else's CA")
+	caFile := writeFile(t, dir, "ca.pem", ca.PEM)
+	otherFile := writeFile(t, dir, "other.pem", other.PEM)
+	cert, key := ca.Issue(t, testcert.Options{Names: []string{"backend.test"}}).Write(t, dir, "backend")
 	s := startSServer(t, cert, key)
 	up := "tcp://" + s.addr
 
@@ -104,11 +106,11 @@ func TestTLSVerificationRefuses(t *testing.T) {
 // by the next upstream.
 func TestTLSFailover(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "sluice test CA")
-	rogue := newCA(t, "rogue CA")
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
-	badCert, badKey := rogue.issue(t, "backend.test").files(t, dir, "bad")
-	goodCert, goodKey := ca.issue(t, "backend.test").files(t, dir, "good")
+	ca := testcert.NewCA(t, "sluice test CA")
+	rogue := testcert.NewCA(t, "rogue CA")
+	caFile := writeFile(t, dir, "ca.pem", ca.PEM)
+	badCert, badKey := rogue.Issue(t, testcert.Options{Names: []string{"backend.test"}}).Write(t, dir, "bad")
+	goodCert, goodKey := ca.Issue(t, testcert.Options{Names: []string{"backend.test"}}).Write(t, dir, "good")
 	bad := "tcp://" + startSServer(t, badCert, badKey).addr
 	good := "tcp://" + startSServer(t, goodCert, goodKey).addr
 	h := newHarness(t)
@@ -132,12 +134,12 @@ func TestTLSFailover(t *testing.T) {
 // has one, and not one that has none.
 func TestTLSClientCertificate(t *testing.T) {
 	dir := t.TempDir()
-	ca := newCA(t, "sluice test CA")
-	clientCA := newCA(t, "client CA")
-	caFile := writeFile(t, dir, "ca.pem", ca.pem)
-	clientCAFile := writeFile(t, dir, "client-ca.pem", clientCA.pem)
-	cert, key := ca.issue(t, "backend.test").files(t, dir, "backend")
-	ccert, ckey := clientCA.issue(t, "sluice.client").files(t, dir, "client")
+	ca := testcert.NewCA(t, "sluice test CA")
+	clientCA := testcert.NewCA(t, "client CA")
+	caFile := writeFile(t, dir, "ca.pem", ca.PEM)
+	clientCAFile := writeFile(t, dir, "client-ca.pem", clientCA.PEM)
+	cert, key := ca.Issue(t, testcert.Options{Names: []string{"backend.test"}}).Write(t, dir, "backend")
+	ccert, ckey := clientCA.Issue(t, testcert.Options{CN: "sluice.client", Client: true}).Write(t, dir, "client")
 	s := startSServer(t, cert, key, "-Verify", "1", "-CAfile", clientCAFile)
 	up := "tcp://" + s.addr
 
@@ -162,7 +164,7 @@ func TestTLSClientCertificate(t *testing.T) {
 // upstream is reached without a CA, and every load warns.
 func TestTLSInsecureSkipVerify(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := newCA(t, "self").issue(t, "whatever.test").files(t, dir, "self")
+	cert, key := testcert.NewCA(t, "self").Issue(t, testcert.Options{Names: []string{"whatever.test"}}).Write(t, dir, "self")
 	s := startSServer(t, cert, key)
 	up := "tcp://" + s.addr
 	h := newHarness(t)

@@ -15,17 +15,11 @@ import (
 // in the same segment, and without a header too.
 func TestStaysBare(t *testing.T) {
 	plugintest.RegisterWrapProbe()
-	h := plugintest.NewHarness(t, plugintest.Options{Level: hclog.Debug})
-	h.Apply(`
-listeners:
-  - name: pp
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
+	h := ppHarness(t, plugintest.Options{Level: hclog.Debug}, `
       - handler: proxy_protocol
         trusted: [127.0.0.1/32]
         required: false
-      - handler: ` + plugintest.WrapProbe + `
+      - handler: `+plugintest.WrapProbe+`
 `)
 	for _, first := range [][]byte{
 		append(header(t, 2, client, balancr), "hello"...),
@@ -45,13 +39,7 @@ listeners:
 // (log with payload), the header is read, not peeked, and the bytes after
 // it are replayed.
 func TestAcceptedWrapped(t *testing.T) {
-	h := plugintest.NewHarness(t, plugintest.Options{Level: hclog.Trace, JSON: true})
-	h.Apply(`
-listeners:
-  - name: pp
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
+	h := ppHarness(t, plugintest.Options{Level: hclog.Trace, JSON: true}, `
       - handler: log
         payload: true
       - handler: proxy_protocol

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sluice-dev/sluice/internal/haproxytest"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
@@ -19,8 +20,8 @@ func TestHAProxySends(t *testing.T) {
 	for _, opt := range []string{"send-proxy-v2", "send-proxy"} {
 		t.Run(opt, func(t *testing.T) {
 			f := newFront(t, "tcp", "127.0.0.1:0", "        trusted: [127.0.0.1/32]\n")
-			fe := freePort(t)
-			startHAProxy(t, fe, fmt.Sprintf(`
+			fe := haproxytest.FreeAddr(t)
+			haproxytest.Start(t, fe, fmt.Sprintf(`
 frontend fe
   bind %s
   default_backend be
@@ -54,8 +55,8 @@ backend be
 // takes from the header, is sluice's client (127.0.0.2): HAProxy answers
 // with it.
 func TestHAProxyAccepts(t *testing.T) {
-	fe := freePort(t)
-	startHAProxy(t, fe, fmt.Sprintf(`
+	fe := haproxytest.FreeAddr(t)
+	haproxytest.Start(t, fe, fmt.Sprintf(`
 frontend fe
   mode http
   bind %s accept-proxy

@@ -44,6 +44,21 @@ listeners:
 	return &front{Harness: h, t: t}
 }
 
+// ppHarness is an in-process sluice with one TCP listener "pp", on a
+// loopback port of its choosing, whose chain is chain (YAML list items at
+// the chain's indent, from a new line).
+func ppHarness(t *testing.T, o plugintest.Options, chain string) *plugintest.Harness {
+	t.Helper()
+	h := plugintest.NewHarness(t, o)
+	h.Apply(`
+listeners:
+  - name: pp
+    network: tcp
+    address: 127.0.0.1:0
+    chain:` + chain)
+	return h
+}
+
 // rejected returns sluice_proxy_protocol_rejected_total by reason.
 func (f *front) rejected() map[string]float64 {
 	f.t.Helper()

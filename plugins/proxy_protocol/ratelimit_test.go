@@ -15,13 +15,7 @@ import (
 // TestPerIPSeesTheClient: a ratelimit after proxy_protocol limits each
 // client named by the headers, not the load balancer they all come from.
 func TestPerIPSeesTheClient(t *testing.T) {
-	h := plugintest.NewHarness(t, plugintest.Options{Level: hclog.Debug})
-	h.Apply(`
-listeners:
-  - name: pp
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
+	h := ppHarness(t, plugintest.Options{Level: hclog.Debug}, `
       - handler: proxy_protocol
         trusted: [127.0.0.1/32]
       - handler: ratelimit

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -36,6 +37,37 @@ func newSluice(t *testing.T, yaml string) *plugintest.Harness {
 	h := plugintest.NewHarness(t, plugintest.Options{Level: hclog.Debug, JSON: true})
 	h.Apply(yaml)
 	return h
+}
+
+// routeConfig is a config whose one listener, front, is a TCP one on a
+// loopback port of its choosing; its chain runs before (chain items, ""
+// for none), then a route handler whose options and routes are table
+// (YAML from a new line, at the handler's indent). Both are formats for
+// args, as fmt.Sprintf's.
+func routeConfig(before, table string, args ...any) string {
+	return fmt.Sprintf(`
+listeners:
+  - name: front
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+`+before+"      - handler: route"+table, args...)
+}
+
+// Chain items to put before the route, for routeConfig.
+const (
+	withLog        = "      - handler: log\n"
+	withLogPayload = withLog + "        payload: %v\n" // payload is the first of the args
+)
+
+// wantDecisions checks, once front is idle, that n connections were
+// routed to route.
+func wantDecisions(t testing.TB, s *plugintest.Harness, route string, n float64) {
+	t.Helper()
+	s.WaitIdle("front")
+	if got := s.Metric("sluice_route_decisions_total", "listener", "front", "route", route); got != n {
+		t.Errorf("decisions{route=%s} = %v, want %v", route, got, n)
+	}
 }
 
 // certFor makes a self-signed certificate for name, so that a client can

@@ -34,14 +34,7 @@ func httpUpstream(t *testing.T, tag string) string {
 }
 
 func hostConfig(api, web string) string {
-	return fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: log
-      - handler: route
+	return routeConfig(withLog, `
         routes:
           - name: api
             match: {http_host: [api.example.com]}
@@ -97,15 +90,7 @@ func TestBulkThroughSNIRouteIsByteExact(t *testing.T) {
 	up := tlsUpstream(t, "a.example.com")
 	for _, payload := range []bool{false, true} {
 		t.Run(fmt.Sprintf("payload=%v", payload), func(t *testing.T) {
-			s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: log
-        payload: %v
-      - handler: route
+			s := newSluice(t, routeConfig(withLogPayload, `
         routes:
           - match: {sni: [a.example.com]}
             chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
@@ -170,13 +155,7 @@ func TestSSHClient(t *testing.T) {
 		}
 	})
 	web := tlsUpstream(t, "a.example.com")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: route
+	s := newSluice(t, routeConfig("", `
         routes:
           - match: {protocol: ssh}
             chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
@@ -242,14 +221,7 @@ func registerTermTLS(t *testing.T) {
 // values, with no peek; http_host reads the decrypted bytes.
 func TestAfterTLSTermination(t *testing.T) {
 	registerTermTLS(t)
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: test_tls
-      - handler: route
+	s := newSluice(t, routeConfig("      - handler: test_tls\n", `
         routes:
           - match: {sni: [a.example.com], alpn: [x-sluice]}
             chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
@@ -275,13 +247,7 @@ listeners:
 func TestReloadChangesARoute(t *testing.T) {
 	one, two := tagUpstream(t, "one"), tagUpstream(t, "two")
 	cfg := func(up string) string {
-		return fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: route
+		return routeConfig("", `
         routes:
           - match: {protocol: ssh}
             chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
@@ -314,13 +280,7 @@ listeners:
 // behind a route.
 func TestNestedRatelimitAndStatus(t *testing.T) {
 	up := tagUpstream(t, "up")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: route
+	s := newSluice(t, routeConfig("", `
         routes:
           - name: limited
             match: {protocol: ssh}
@@ -363,15 +323,7 @@ func TestChosenChainGetsTheBareSocket(t *testing.T) {
 		payload bool
 		wrapped bool
 	}{{false, false}, {true, true}} {
-		s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: log
-        payload: %v
-      - handler: route
+		s := newSluice(t, routeConfig(withLogPayload, `
         routes:
           - match: {protocol: ssh}
             chain: [{handler: %s}]

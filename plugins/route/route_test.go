@@ -13,14 +13,7 @@ import (
 // sniConfig routes two names to two TLS upstreams, h2 to a third, with a
 // log line per connection.
 func sniConfig(a, b, h2 string) string {
-	return fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: log
-      - handler: route
+	return routeConfig(withLog, `
         routes:
           - name: h2
             match: {alpn: [h2]}
@@ -57,11 +50,8 @@ func TestSNIRoutesToEachUpstreamsCertificate(t *testing.T) {
 		echoes(t, c, "hello "+tc.sni)
 		_ = c.Close()
 	}
-	s.WaitIdle("front")
 	for route, n := range map[string]float64{"h2": 1, "1": 2, "2": 2, "default": 0, "closed": 0} {
-		if got := s.Metric("sluice_route_decisions_total", "listener", "front", "route", route); got != n {
-			t.Errorf("decisions{route=%s} = %v, want %v", route, got, n)
-		}
+		wantDecisions(t, s, route, n)
 	}
 	recs := s.Records("connection closed")
 	seen := map[string]bool{}
@@ -130,13 +120,7 @@ func roundTrip(t testing.TB, from, addr, send string) string {
 
 func TestSSHAndTLSOnOnePort(t *testing.T) {
 	ssh, tlsUp := tagUpstream(t, "ssh"), tlsUpstream(t, "a.example.com")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: route
+	s := newSluice(t, routeConfig("", `
         routes:
           - match: {protocol: ssh}
             chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
@@ -154,13 +138,7 @@ listeners:
 
 func TestRemoteRoutesByBoundSource(t *testing.T) {
 	two, one := tagUpstream(t, "two"), tagUpstream(t, "one")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: route
+	s := newSluice(t, routeConfig("", `
         routes:
           - match: {remote: [127.0.0.2/32, "::1/128"]}
             chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
@@ -180,13 +158,7 @@ listeners:
 // protocol gets its greeting with no delay.
 func TestRemoteOnlyServerFirstNoDelay(t *testing.T) {
 	smtp := greeter(t, "220 smtp ready")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: route
+	s := newSluice(t, routeConfig("", `
         timeout: 5s
         routes:
           - match: {remote: [127.0.0.0/8]}
@@ -204,14 +176,7 @@ listeners:
 
 func TestTimeoutGoesToDefault(t *testing.T) {
 	smtp, ssh := greeter(t, "220 smtp ready"), tagUpstream(t, "ssh")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: log
-      - handler: route
+	s := newSluice(t, routeConfig(withLog, `
         timeout: 300ms
         routes:
           - match: {protocol: ssh}
@@ -225,30 +190,17 @@ listeners:
 	if d := time.Since(start); d < 250*time.Millisecond {
 		t.Errorf("greeting after %v: the default must wait for the timeout", d)
 	}
-	s.WaitIdle("front")
-	if got := s.Metric("sluice_route_decisions_total", "listener", "front", "route", "timeout"); got != 1 {
-		t.Errorf("decisions{route=timeout} = %v, want 1", got)
-	}
+	wantDecisions(t, s, "timeout", 1)
 	// Bytes that match nothing go to the default at once, counted as such.
 	if got := roundTrip(t, "", s.Addr("front"), "EHLO x\n"); got != "220 smtp ready" {
 		t.Fatalf("greeting: %q", got)
 	}
-	s.WaitIdle("front")
-	if got := s.Metric("sluice_route_decisions_total", "listener", "front", "route", "default"); got != 1 {
-		t.Errorf("decisions{route=default} = %v, want 1", got)
-	}
+	wantDecisions(t, s, "default", 1)
 }
 
 func TestNoDefaultClosesAndCounts(t *testing.T) {
 	ssh := tagUpstream(t, "ssh")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: log
-      - handler: route
+	s := newSluice(t, routeConfig(withLog, `
         timeout: 200ms
         routes:
           - match: {protocol: ssh}
@@ -266,10 +218,7 @@ listeners:
 		}
 		_ = c.Close()
 	}
-	s.WaitIdle("front")
-	if got := s.Metric("sluice_route_decisions_total", "listener", "front", "route", "closed"); got != 2 {
-		t.Errorf("decisions{route=closed} = %v, want 2", got)
-	}
+	wantDecisions(t, s, "closed", 2)
 	if !strings.Contains(s.Log(), `"route":"closed"`) {
 		t.Errorf("no access log line names route closed:\n%s", s.Log())
 	}
@@ -279,13 +228,7 @@ listeners:
 // not at the timeout.
 func TestHalfCloseDecidesAtOnce(t *testing.T) {
 	smtp, a := greeter(t, "220 ready"), tlsUpstream(t, "a.example.com")
-	s := newSluice(t, fmt.Sprintf(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: route
+	s := newSluice(t, routeConfig("", `
         timeout: 5s
         routes:
           - match: {sni: [a.example.com]}
@@ -308,8 +251,5 @@ listeners:
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("decided after %v: the client's EOF must end the wait", d)
 	}
-	s.WaitIdle("front")
-	if got := s.Metric("sluice_route_decisions_total", "listener", "front", "route", "default"); got != 1 {
-		t.Errorf("decisions{route=default} = %v, want 1", got)
-	}
+	wantDecisions(t, s, "default", 1)
 }

@@ -10,14 +10,7 @@ import (
 // Every error of every nested chain is reported at once, each at its full
 // key path.
 func TestValidateNestedKeyPaths(t *testing.T) {
-	_, err := config.Parse("c.yaml", []byte(`
-listeners:
-  - name: front
-    network: tcp
-    address: 127.0.0.1:0
-    chain:
-      - handler: log
-      - handler: route
+	_, err := config.Parse("c.yaml", []byte(routeConfig(withLog, `
         timeout: -1s
         routes:
           - match: {sni: ["a.example.com"]}
@@ -36,7 +29,7 @@ listeners:
                     chain: [{handler: echo, bogus: 1}]
           - chain: [{handler: echo}]
         default: [{handler: echo}, {handler: log}]
-  - name: udp
+`)+`  - name: udp
     network: udp
     address: 127.0.0.1:0
     chain: [{handler: route, default: [{handler: echo}]}]

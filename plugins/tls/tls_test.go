@@ -134,12 +134,7 @@ func TestClientCA(t *testing.T) {
 	f := newFront(t, certOpts(cert, key)+"        client_ca: "+dir+"/clients.pem\n")
 
 	clientCert := func(ca *testcert.CA) []tls.Certificate {
-		l := ca.Issue(t, testcert.Options{CN: "alice", Client: true})
-		c, err := tls.X509KeyPair(l.CertPEM, l.KeyPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return []tls.Certificate{c}
+		return []tls.Certificate{ca.Issue(t, testcert.Options{CN: "alice", Client: true}).TLS(t)}
 	}
 	for name, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA": clientCert(other)} {
 		c, err := dialTLS(t, f.addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool(), Certificates: certs})
