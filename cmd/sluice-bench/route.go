@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"time"
 )
@@ -42,15 +41,7 @@ const sluiceRouteConfig = configHeader + `  - name: route
             chain: [{handler: proxy, upstreams: ["tcp://%s"], tcp_keepalive: 0}]
 `
 
-const haproxyRouteConfig = `global
-    nbthread 1
-    maxconn %d
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 5m
-    timeout server 5m
-frontend bench
+const haproxyRouteConfig = haproxyHeader + `frontend bench
     bind %s
     tcp-request inspect-delay 5s
     tcp-request content accept if { req.ssl_hello_type 1 }
@@ -122,27 +113,15 @@ func (e *env) routeTargetsStart() (ts []*target, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	probe := e.path("sluice-route-probe.yaml")
-	if err := os.WriteFile(probe, fmt.Appendf(nil, sluiceRouteConfig, "127.0.0.1:1", up.addr, up.addr), 0o644); err != nil {
+	cfg := func(addr string) []byte { return fmt.Appendf(nil, sluiceRouteConfig, addr, up.addr, up.addr) }
+	if has, err := e.sluiceAccepts("route", "route", cfg); !has || err != nil {
 		return nil, false, err
-	}
-	if has, out := e.sluiceHas(probe); !has {
-		e.note("route figures skipped: this sluice build does not accept a route listener (%s)", firstLine(out))
-		return nil, false, nil
 	}
 	plain, err := e.startSluiceProxy(sluiceProxyT, up.addr)
 	if err != nil {
 		return nil, false, err
 	}
-	addr, err := freePort()
-	if err != nil {
-		return nil, false, err
-	}
-	path := e.path(sluiceRouteT + ".yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceRouteConfig, addr, up.addr, up.addr), 0o644); err != nil {
-		return nil, false, err
-	}
-	rt, err := e.startSluiceFull(sluiceRouteT, e.o.sluice, path, addr, nil)
+	rt, err := e.startSluiceOn(sluiceRouteT, e.o.sluice, sluiceRouteT+".yaml", nil, cfg)
 	if err != nil {
 		return nil, false, err
 	}
@@ -162,70 +141,23 @@ func (e *env) routeTargetsStart() (ts []*target, ok bool, err error) {
 }
 
 func (e *env) startHAProxyRoute(upstream string) (*target, error) {
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	maxconn := min(50000, (int(e.nofile)-200)/4)
-	path := e.path(haproxyRouteT + ".cfg")
-	if err := os.WriteFile(path, fmt.Appendf(nil, haproxyRouteConfig, maxconn, addr, upstream, upstream), 0o644); err != nil {
-		return nil, err
-	}
-	p, _, err := startProc(haproxyRouteT, serverCPU, e.logPath(haproxyRouteT), e.o.haproxy, "-db", "-f", path)
-	if err != nil {
-		return nil, err
-	}
-	e.procs = append(e.procs, p)
-	t := &target{name: haproxyRouteT, addr: addr, proc: p}
-	return t, waitReady(p, addr)
+	return e.startHAProxyConfig(haproxyRouteT, func(addr string, maxconn int) string {
+		return fmt.Sprintf(haproxyRouteConfig, maxconn, addr, upstream, upstream)
+	})
+}
+
+// routeRatios compare the route with the plain proxy and HAProxy to
+// these targets.
+func routeRatios(plain, haproxy float64) []ratioSpec {
+	return hopRatios(sluiceRouteT, haproxyRouteT, "HAProxy req.ssl_sni", plain, haproxy)
 }
 
 func routeConnRate(e *env) error {
-	ts, ok, err := e.routeTargetsStart()
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return connRate(addr, 4, d)
-	}, connRateMetrics)
-	if err != nil {
-		return err
-	}
-	const sec = "route connection rate (route: sni match → proxy; connect, a ClientHello, one 64-byte round trip, close; 4 clients)"
-	e.res.Figures = append(e.res.Figures,
-		figure(c, "route.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
-			ratioSpec{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 0, 0},
-			ratioSpec{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 0, 0}),
-		figure(c, "route.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
-			ratioSpec{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 1.10, 0},
-			ratioSpec{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 1.0, 0}),
-	)
-	return nil
+	return e.connRateSection(e.routeTargetsStart, "route", "route connection rate (route: sni match → proxy; connect, a ClientHello, one 64-byte round trip, close; 4 clients)",
+		routeRatios(0, 0), routeRatios(1.10, 1.0))
 }
 
 func routePingPong(e *env) error {
-	ts, ok, err := e.routeTargetsStart()
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return pingPong(addr, 20, 64, d)
-	}, pingPongMetrics)
-	if err != nil {
-		return err
-	}
-	e.res.Figures = append(e.res.Figures, pingPongFigures(c, "route", "route ping-pong after the decision (route: sni match → proxy; 20 connections, 64-byte messages)", names(ts),
-		func(metric string, lower bool, target float64) []ratioSpec {
-			if metric == "cpu_us_per_op" {
-				return []ratioSpec{
-					{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 1.02, 0},
-					{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 0, 0},
-				}
-			}
-			return []ratioSpec{
-				{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 0, 0},
-				{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 0, 0},
-			}
-		})...)
-	return nil
+	return e.pingPongSection(e.routeTargetsStart, "route", "route ping-pong after the decision (route: sni match → proxy; 20 connections, 64-byte messages)",
+		routeRatios(0, 0), routeRatios(1.02, 0))
 }
