@@ -15,6 +15,12 @@ const (
 	haproxyPPT = "haproxy-pp"
 )
 
+var ppHop = hop{
+	what: "PROXY protocol", handler: "proxy_protocol",
+	subject: sluicePPT, haproxy: haproxyPPT, haproxyDoes: "accept-proxy + send-proxy-v2",
+	haproxyNote: "PROXY protocol",
+}
+
 const sluicePPConfig = configHeader + `  - name: pp
     network: tcp
     address: %s
@@ -42,43 +48,25 @@ func (e *env) ppTargetsStart() (ts []*target, ok bool, err error) {
 		return nil, false, err
 	}
 	cfg := func(addr string) []byte { return fmt.Appendf(nil, sluicePPConfig, addr, ppUp.addr) }
-	if has, err := e.sluiceAccepts("PROXY protocol", "proxy_protocol", cfg); !has || err != nil {
+	ts, ok, err = e.hopTargets(ppHop, up.addr, cfg, func() (*target, error) {
+		return e.startHAProxyWith(haproxyPPT, ppUp.addr, false, "accept-proxy", "send-proxy-v2")
+	})
+	if err != nil || !ok {
 		return nil, false, err
 	}
-	plain, err := e.startSluiceProxy(sluiceProxyT, up.addr)
-	if err != nil {
-		return nil, false, err
+	// All but the plain proxy read a header.
+	for _, t := range ts[1:] {
+		ppTargets.Store(t.addr, true)
 	}
-	pp, err := e.startSluiceOn(sluicePPT, e.o.sluice, sluicePPT+".yaml", nil, cfg)
-	if err != nil {
-		return nil, false, err
-	}
-	ppTargets.Store(pp.addr, true)
-	ts = []*target{plain, pp}
-	if !e.haveHAProxy() {
-		e.note("HAProxy PROXY protocol comparison skipped: %q not found", e.o.haproxy)
-		return ts, true, nil
-	}
-	h, err := e.startHAProxyWith(haproxyPPT, ppUp.addr, false, "accept-proxy", "send-proxy-v2")
-	if err != nil {
-		return nil, false, err
-	}
-	ppTargets.Store(h.addr, true)
-	return append(ts, h), true, nil
-}
-
-// ppRatios compare the PROXY protocol proxy with the plain proxy and
-// HAProxy to these targets.
-func ppRatios(plain, haproxy float64) []ratioSpec {
-	return hopRatios(sluicePPT, haproxyPPT, "HAProxy accept-proxy + send-proxy-v2", plain, haproxy)
+	return ts, true, nil
 }
 
 func ppConnRate(e *env) error {
 	return e.connRateSection(e.ppTargetsStart, "pp", "PROXY protocol connection rate (proxy_protocol → proxy with send_proxy_protocol: v2; connect, header, one 64-byte round trip, close; 4 clients)",
-		ppRatios(0, 0), ppRatios(1.10, 1.0))
+		ppHop.ratios(0, 0), ppHop.ratios(1.10, 1.0))
 }
 
 func ppPingPong(e *env) error {
 	return e.pingPongSection(e.ppTargetsStart, "pp", "PROXY protocol ping-pong (proxy_protocol → proxy with send_proxy_protocol: v2; 20 connections, 64-byte messages)",
-		ppRatios(0, 0), ppRatios(1.10, 1.0))
+		ppHop.ratios(0, 0), ppHop.ratios(1.10, 1.0))
 }

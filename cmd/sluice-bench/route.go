@@ -26,6 +26,12 @@ const (
 	routeSNI      = "app.example.com"
 )
 
+var routeHop = hop{
+	what: "route", handler: "route",
+	subject: sluiceRouteT, haproxy: haproxyRouteT, haproxyDoes: "req.ssl_sni",
+	haproxyNote: "req.ssl_sni",
+}
+
 // Two routes, the match second, as a real table would be.
 const sluiceRouteConfig = configHeader + `  - name: route
     network: tcp
@@ -114,50 +120,24 @@ func (e *env) routeTargetsStart() (ts []*target, ok bool, err error) {
 		return nil, false, err
 	}
 	cfg := func(addr string) []byte { return fmt.Appendf(nil, sluiceRouteConfig, addr, up.addr, up.addr) }
-	if has, err := e.sluiceAccepts("route", "route", cfg); !has || err != nil {
-		return nil, false, err
-	}
-	plain, err := e.startSluiceProxy(sluiceProxyT, up.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	rt, err := e.startSluiceOn(sluiceRouteT, e.o.sluice, sluiceRouteT+".yaml", nil, cfg)
-	if err != nil {
-		return nil, false, err
-	}
-	helloTargets.Store(plain.addr, true)
-	helloTargets.Store(rt.addr, true)
-	ts = []*target{plain, rt}
-	if !e.haveHAProxy() {
-		e.note("HAProxy req.ssl_sni comparison skipped: %q not found", e.o.haproxy)
-		return ts, true, nil
-	}
-	h, err := e.startHAProxyRoute(up.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	helloTargets.Store(h.addr, true)
-	return append(ts, h), true, nil
-}
-
-func (e *env) startHAProxyRoute(upstream string) (*target, error) {
-	return e.startHAProxyConfig(haproxyRouteT, func(addr string, maxconn int) string {
-		return fmt.Sprintf(haproxyRouteConfig, maxconn, addr, upstream, upstream)
+	ts, ok, err = e.hopTargets(routeHop, up.addr, cfg, func() (*target, error) {
+		return e.startHAProxyConfig(haproxyRouteT, func(addr string, maxconn int) string {
+			return fmt.Sprintf(haproxyRouteConfig, maxconn, addr, up.addr, up.addr)
+		})
 	})
-}
-
-// routeRatios compare the route with the plain proxy and HAProxy to
-// these targets.
-func routeRatios(plain, haproxy float64) []ratioSpec {
-	return hopRatios(sluiceRouteT, haproxyRouteT, "HAProxy req.ssl_sni", plain, haproxy)
+	// Every client starts with the ClientHello, the plain proxy's too.
+	for _, t := range ts {
+		helloTargets.Store(t.addr, true)
+	}
+	return ts, ok, err
 }
 
 func routeConnRate(e *env) error {
 	return e.connRateSection(e.routeTargetsStart, "route", "route connection rate (route: sni match → proxy; connect, a ClientHello, one 64-byte round trip, close; 4 clients)",
-		routeRatios(0, 0), routeRatios(1.10, 1.0))
+		routeHop.ratios(0, 0), routeHop.ratios(1.10, 1.0))
 }
 
 func routePingPong(e *env) error {
 	return e.pingPongSection(e.routeTargetsStart, "route", "route ping-pong after the decision (route: sni match → proxy; 20 connections, 64-byte messages)",
-		routeRatios(0, 0), routeRatios(1.02, 0))
+		routeHop.ratios(0, 0), routeHop.ratios(1.02, 0))
 }

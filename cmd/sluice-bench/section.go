@@ -74,13 +74,3 @@ func (e *env) pingPongSection(start startTargets, key, sec string, others, cpu [
 func streamLoad(addr string, d time.Duration) (loadResult, error) {
 	return throughput(addr, 10, 16<<10, d)
 }
-
-// hopRatios compare subject, a handler in front of the proxy, with the
-// plain proxy and with HAProxy (haproxy, labelled haproxyLabel) doing the
-// same, to the targets plain and haproxyTarget (0: none).
-func hopRatios(subject, haproxy, haproxyLabel string, plain, haproxyTarget float64) []ratioSpec {
-	return []ratioSpec{
-		{subject, []string{sluiceProxyT}, "plain sluice proxy", plain, 0},
-		{subject, []string{haproxy}, haproxyLabel, haproxyTarget, 0},
-	}
-}
