@@ -44,15 +44,9 @@ func (e *env) startSluiceEcho() (*target, error) { return e.startSluiceEchoAs(sl
 // startSluiceEchoAs runs the sluice binary bin as target name on the echo
 // config.
 func (e *env) startSluiceEchoAs(name, bin string) (*target, error) {
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	path := e.path(name + "-echo.yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceEchoConfig, addr), 0o644); err != nil {
-		return nil, err
-	}
-	return e.startSluiceBin(name, bin, path, addr)
+	return e.startSluiceOn(name, bin, name+"-echo.yaml", nil, func(addr string) []byte {
+		return fmt.Appendf(nil, sluiceEchoConfig, addr)
+	})
 }
 
 // echoTargets starts the two baselines and sluice, all on the server CPU.
@@ -162,78 +156,27 @@ func names(ts []*target) []string {
 }
 
 func echoThroughput(e *env) error {
-	ts, err := e.echoTargets()
-	if err != nil {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return throughput(addr, 10, 16<<10, d)
-	}, throughputMetrics)
-	if err != nil {
-		return err
-	}
 	const sec = "Echo throughput (10 connections, 16 KiB writes)"
-	e.res.Figures = append(e.res.Figures,
-		figure(c, "echo.throughput.rate", sec, "throughput", "MB/s", "MBps", false, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
-		figure(c, "echo.throughput.cpu", sec, "server CPU per GB echoed", "ms/GB", "cpu_ms_per_GB", true, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 1.0, 0}})...),
-	)
-	return nil
+	return e.section(always(e.echoTargets), streamLoad, throughputMetrics, func(c *collector, ts []string) []Figure {
+		return []Figure{
+			figure(c, "echo.throughput.rate", sec, "throughput", "MB/s", "MBps", false, ts,
+				e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
+			figure(c, "echo.throughput.cpu", sec, "server CPU per GB echoed", "ms/GB", "cpu_ms_per_GB", true, ts,
+				e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 1.0, 0}})...),
+		}
+	})
 }
 
 func echoPingPong(e *env) error {
-	ts, err := e.echoTargets()
-	if err != nil {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return pingPong(addr, 20, 64, d)
-	}, pingPongMetrics)
-	if err != nil {
-		return err
-	}
-	e.res.Figures = append(e.res.Figures, pingPongFigures(c, "echo", "Echo ping-pong (20 connections, 64-byte messages)", names(ts),
-		func(metric string, lower bool, target float64) []ratioSpec {
-			label := "better Go echo"
-			if metric == "cpu_us_per_op" {
-				return e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", target, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 0.95, 0}})
-			}
-			return e.withCompare([]ratioSpec{{sluiceT, goBoth, label, target, 0}})
-		})...)
-	return nil
-}
-
-// pingPongFigures are the rate, latency and CPU figures of a ping-pong run.
-func pingPongFigures(c *collector, key, sec string, ts []string, ratios func(metric string, lower bool, cpuTarget float64) []ratioSpec) []Figure {
-	return []Figure{
-		figure(c, key+".pingpong.rate", sec, "ping-pong rate", "ops/s", "rate", false, ts, ratios("rate", false, 0)...),
-		figure(c, key+".pingpong.p50", sec, "latency p50", "µs", "p50", true, ts, ratios("p50", true, 0)...),
-		figure(c, key+".pingpong.p99", sec, "latency p99", "µs", "p99", true, ts, ratios("p99", true, 0)...),
-		figure(c, key+".pingpong.p999", sec, "latency p99.9", "µs", "p999", true, ts, ratios("p999", true, 0)...),
-		figure(c, key+".pingpong.cpu", sec, "server CPU per ping-pong", "µs/op", "cpu_us_per_op", true, ts, ratios("cpu_us_per_op", true, 1.05)...),
-	}
+	return e.pingPongSection(always(e.echoTargets), "echo", "Echo ping-pong (20 connections, 64-byte messages)",
+		e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}}),
+		e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 1.05, 0}, {sluiceT, []string{tokioT}, "Tokio echo", 0.95, 0}}))
 }
 
 func echoConnRate(e *env) error {
-	ts, err := e.echoTargets()
-	if err != nil {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return connRate(addr, 4, d)
-	}, connRateMetrics)
-	if err != nil {
-		return err
-	}
-	const sec = "Connection rate (connect, one 64-byte round trip, close; 4 clients)"
-	e.res.Figures = append(e.res.Figures,
-		figure(c, "echo.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}})...),
-		figure(c, "echo.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
-			e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 0, 0}})...),
-	)
-	return nil
+	return e.connRateSection(always(e.echoTargets), "echo", "Connection rate (connect, one 64-byte round trip, close; 4 clients)",
+		e.withCompare([]ratioSpec{{sluiceT, goBoth, "better Go echo", 0, 0}}),
+		e.withCompare([]ratioSpec{{sluiceT, goBoth, "cheaper Go echo", 0, 0}}))
 }
 
 // idleMsg is the round trip each idle connection makes before going quiet:

@@ -78,10 +78,6 @@ func (e *env) startGo(name, variant string, cpu int) (*target, error) {
 	return t, waitReady(p, t.addr)
 }
 
-func (e *env) startSluiceBin(name, bin, cfgPath, addr string) (*target, error) {
-	return e.startSluiceArgs(name, bin, cfgPath, addr)
-}
-
 // startSluiceArgs runs bin on cfgPath with extra run flags.
 func (e *env) startSluiceArgs(name, bin, cfgPath, addr string, extra ...string) (*target, error) {
 	return e.startSluiceFull(name, bin, cfgPath, addr, nil, extra...)
@@ -105,16 +101,54 @@ func (e *env) startSluiceFull(name, bin, cfgPath, addr string, env []string, ext
 		// the server's.
 		argv = append(append([]string{"env"}, env...), argv...)
 	}
+	return e.startServer(name, addr, argv...)
+}
+
+// startServer runs argv on the server CPU as target name and waits until
+// it accepts connections on addr.
+func (e *env) startServer(name, addr string, argv ...string) (*target, error) {
 	p, _, err := startProc(name, serverCPU, e.logPath(name), argv...)
 	if err != nil {
 		return nil, err
 	}
 	e.procs = append(e.procs, p)
-	t := &target{name: name, addr: addr, proc: p}
 	if err := waitReady(p, addr); err != nil {
 		return nil, fmt.Errorf("%w; its log ends: %s", err, p.tail())
 	}
-	return t, nil
+	return &target{name: name, addr: addr, proc: p}, nil
+}
+
+// sluiceConfig makes a config for the listen address addr.
+type sluiceConfig func(addr string) []byte
+
+// startSluiceOn runs bin as target name on the config cfg makes for a
+// free address, written to file, with env added to its environment.
+func (e *env) startSluiceOn(name, bin, file string, env []string, cfg sluiceConfig) (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	path := e.path(file)
+	if err := os.WriteFile(path, cfg(addr), 0o644); err != nil {
+		return nil, err
+	}
+	return e.startSluiceFull(name, bin, path, addr, env)
+}
+
+// sluiceAccepts reports whether this sluice build accepts the config cfg
+// makes, which tells whether it has handler; when not, it notes that the
+// figures named what are skipped.
+func (e *env) sluiceAccepts(what, handler string, cfg sluiceConfig) (bool, error) {
+	// validate binds nothing: any address does for this probe.
+	probe := e.path("sluice-" + handler + "-probe.yaml")
+	if err := os.WriteFile(probe, cfg("127.0.0.1:1"), 0o644); err != nil {
+		return false, err
+	}
+	has, out := e.sluiceHas(probe)
+	if !has {
+		e.note("%s figures skipped: this sluice build does not accept a %s listener (%s)", what, handler, firstLine(out))
+	}
+	return has, nil
 }
 
 // startHAProxy runs HAProxy in TCP mode with one thread in front of
@@ -123,22 +157,9 @@ func (e *env) startHAProxy(name, upstream string, splice bool) (*target, error) 
 	return e.startHAProxyWith(name, upstream, splice, "", "")
 }
 
-// startHAProxyWith adds bindOpt to the bind line and serverOpt to the
-// server line (accept-proxy, send-proxy-v2).
-func (e *env) startHAProxyWith(name, upstream string, splice bool, bindOpt, serverOpt string) (*target, error) {
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	opt := ""
-	if splice {
-		opt = "    option splice-auto\n"
-	}
-	// HAProxy refuses to start when maxconn needs more descriptors than
-	// RLIMIT_NOFILE allows: two sockets per proxied connection, and with
-	// splice-auto its pipes on top.
-	maxconn := min(50000, (int(e.nofile)-200)/4)
-	cfg := fmt.Sprintf(`global
+// haproxyHeader starts every HAProxy config: one thread, TCP mode, and
+// timeouts no measured connection reaches; its %d is maxconn.
+const haproxyHeader = `global
     nbthread 1
     maxconn %d
 defaults
@@ -146,23 +167,41 @@ defaults
     timeout connect 5s
     timeout client 5m
     timeout server 5m
-listen bench
+`
+
+// startHAProxyWith adds bindOpt to the bind line and serverOpt to the
+// server line (accept-proxy, send-proxy-v2).
+func (e *env) startHAProxyWith(name, upstream string, splice bool, bindOpt, serverOpt string) (*target, error) {
+	opt := ""
+	if splice {
+		opt = "    option splice-auto\n"
+	}
+	return e.startHAProxyConfig(name, func(addr string, maxconn int) string {
+		return fmt.Sprintf(haproxyHeader+`listen bench
     bind %s %s
 %s    server up %s %s
 `, maxconn, addr, bindOpt, opt, upstream, serverOpt)
+	})
+}
+
+// startHAProxyConfig runs HAProxy as target name on the config cfg
+// returns for its listen address and maxconn.
+func (e *env) startHAProxyConfig(name string, cfg func(addr string, maxconn int) string) (*target, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	// HAProxy refuses to start when maxconn needs more descriptors than
+	// RLIMIT_NOFILE allows: two sockets per proxied connection, and with
+	// splice-auto its pipes on top.
+	maxconn := min(50000, (int(e.nofile)-200)/4)
 	path := e.path(name + ".cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(cfg(addr, maxconn)), 0o644); err != nil {
 		return nil, err
 	}
 	// -db: stay in the foreground, no daemon, no master process, so the
 	// PID is the one process doing the work.
-	p, _, err := startProc(name, serverCPU, e.logPath(name), e.o.haproxy, "-db", "-f", path)
-	if err != nil {
-		return nil, err
-	}
-	e.procs = append(e.procs, p)
-	t := &target{name: name, addr: addr, proc: p}
-	return t, waitReady(p, addr)
+	return e.startServer(name, addr, e.o.haproxy, "-db", "-f", path)
 }
 
 // haveHAProxy reports whether the haproxy binary can be run.

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/pires/go-proxyproto v0.15.0
 	github.com/sluice-dev/sluice v0.0.0
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.49.0
 	gonum.org/v1/plot v0.17.0
 )

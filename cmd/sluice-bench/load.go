@@ -68,51 +68,95 @@ func throughput(addr string, conns, size int, d time.Duration) (loadResult, erro
 	if err != nil {
 		return loadResult{}, err
 	}
+	return streamEcho(cs, size, d, "throughput", false)
+}
+
+// echoConn is a connection streamEcho drives: TCP or TLS.
+type echoConn interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+}
+
+// streamEcho writes size-byte blocks on each of cs for d while reading
+// the echo back, then half-closes each and drains it, closing it once
+// drained. ops is the bytes echoed back. what names the load in errors;
+// with lenient, a read error once the writers stopped is none (how a
+// server ends its side is then not what is measured).
+func streamEcho[C echoConn](cs []C, size int, d time.Duration, what string, lenient bool) (loadResult, error) {
 	var total atomic.Int64
 	var stop atomic.Bool
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*conns)
-	start := time.Now()
-	for _, c := range cs {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, size)
-			for !stop.Load() {
-				if _, err := c.Write(buf); err != nil {
-					errs <- fmt.Errorf("throughput write: %w", err)
-					break
-				}
-			}
-			_ = c.CloseWrite()
-		}()
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			buf := make([]byte, 64<<10)
-			var n int64
-			for {
-				m, err := c.Read(buf)
-				n += int64(m)
-				if err != nil {
-					if !errors.Is(err, io.EOF) {
-						errs <- fmt.Errorf("throughput read: %w", err)
-					}
-					break
-				}
-			}
-			total.Add(n)
-		}()
-	}
+	wait := spawn(2*len(cs), func(i int) error {
+		c := cs[i/2]
+		if i%2 == 0 {
+			return writeUntil(c, &stop, size, what)
+		}
+		defer c.Close()
+		n, err := drain(c)
+		total.Add(n)
+		if err != nil && !(lenient && stop.Load()) {
+			return fmt.Errorf("%s read: %w", what, err)
+		}
+		return nil
+	})
 	time.Sleep(d)
 	stop.Store(true)
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+	elapsed, err := wait()
+	if err != nil {
 		return loadResult{}, err
 	}
 	return loadResult{ops: float64(total.Load()), elapsed: elapsed}, nil
+}
+
+// writeUntil writes size-byte blocks on c until stop, then half-closes.
+func writeUntil(c echoConn, stop *atomic.Bool, size int, what string) error {
+	buf := make([]byte, size)
+	var err error
+	for !stop.Load() {
+		if _, err = c.Write(buf); err != nil {
+			err = fmt.Errorf("%s write: %w", what, err)
+			break
+		}
+	}
+	_ = c.CloseWrite()
+	return err
+}
+
+// drain reads c to its end and counts the bytes; io.EOF is no error.
+func drain(c io.Reader) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var n int64
+	for {
+		m, err := c.Read(buf)
+		n += int64(m)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, err
+		}
+	}
+}
+
+// spawn runs f(0) … f(n-1), each on a goroutine of its own. wait waits
+// for all of them and returns the time since they were started and the
+// first error any of them returned.
+func spawn(n int, f func(i int) error) (wait func() (time.Duration, error)) {
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			if err := f(i); err != nil {
+				errs <- err
+			}
+		})
+	}
+	return func() (time.Duration, error) {
+		wg.Wait()
+		elapsed := time.Since(start)
+		close(errs)
+		return elapsed, <-errs
+	}
 }
 
 // pingPong sends one size-byte message at a time on each of conns
@@ -123,40 +167,30 @@ func pingPong(addr string, conns, size int, d time.Duration) (loadResult, error)
 		return loadResult{}, err
 	}
 	lats := make([][]time.Duration, conns)
-	errs := make(chan error, conns)
-	var wg sync.WaitGroup
-	start := time.Now()
-	end := start.Add(d)
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			out := make([]byte, size)
-			in := make([]byte, size)
-			l := make([]time.Duration, 0, 1<<14)
-			for {
-				t0 := time.Now()
-				if t0.After(end) {
-					break
-				}
-				if _, err := c.Write(out); err != nil {
-					errs <- fmt.Errorf("ping-pong write: %w", err)
-					return
-				}
-				if _, err := io.ReadFull(c, in); err != nil {
-					errs <- fmt.Errorf("ping-pong read: %w", err)
-					return
-				}
-				l = append(l, time.Since(t0))
+	end := time.Now().Add(d)
+	elapsed, err := spawn(conns, func(i int) error {
+		c := cs[i]
+		defer c.Close()
+		out := make([]byte, size)
+		in := make([]byte, size)
+		l := make([]time.Duration, 0, 1<<14)
+		for {
+			t0 := time.Now()
+			if t0.After(end) {
+				break
 			}
-			lats[i] = l
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+			if _, err := c.Write(out); err != nil {
+				return fmt.Errorf("ping-pong write: %w", err)
+			}
+			if _, err := io.ReadFull(c, in); err != nil {
+				return fmt.Errorf("ping-pong read: %w", err)
+			}
+			l = append(l, time.Since(t0))
+		}
+		lats[i] = l
+		return nil
+	})()
+	if err != nil {
 		return loadResult{}, err
 	}
 	all := slices.Concat(lats...)
@@ -167,30 +201,30 @@ func pingPong(addr string, conns, size int, d time.Duration) (loadResult, error)
 // connRate opens connections from workers goroutines for d: connect, one
 // 64-byte round trip, close. ops counts completed connections.
 func connRate(addr string, workers int, d time.Duration) (loadResult, error) {
+	return connLoop(workers, d, func() func() error {
+		msg := make([]byte, 64)
+		in := make([]byte, 64)
+		return func() error { return oneConn(addr, msg, in) }
+	})
+}
+
+// connLoop runs workers clients for d, each making connections one after
+// another with the function its newClient returns, until d has passed or
+// one fails. ops counts connections.
+func connLoop(workers int, d time.Duration, newClient func() func() error) (loadResult, error) {
 	var total atomic.Int64
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	start := time.Now()
-	end := start.Add(d)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg := make([]byte, 64)
-			in := make([]byte, 64)
-			for time.Now().Before(end) {
-				if err := oneConn(addr, msg, in); err != nil {
-					errs <- err
-					return
-				}
-				total.Add(1)
+	end := time.Now().Add(d)
+	elapsed, err := spawn(workers, func(int) error {
+		one := newClient()
+		for time.Now().Before(end) {
+			if err := one(); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+			total.Add(1)
+		}
+		return nil
+	})()
+	if err != nil {
 		return loadResult{}, err
 	}
 	return loadResult{ops: float64(total.Load()), elapsed: elapsed}, nil
@@ -217,41 +251,31 @@ func oneConn(addr string, msg, in []byte) error {
 func openIdle(addr string, n, msgSize int) ([]*net.TCPConn, error) {
 	cs := make([]*net.TCPConn, n)
 	var next atomic.Int64
-	errs := make(chan error, 32)
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg := make([]byte, msgSize)
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				c, err := clients.dial(addr)
-				if err != nil {
-					errs <- fmt.Errorf("idle connection %d: %w", i, err)
-					return
-				}
-				cs[i] = c
-				// A server out of descriptors leaves connections in its
-				// backlog unanswered: fail, never hang.
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err = c.Write(msg); err == nil {
-					_, err = io.ReadFull(c, msg)
-				}
-				_ = c.SetDeadline(time.Time{})
-				if err != nil {
-					errs <- fmt.Errorf("idle connection %d: %w", i, err)
-					return
-				}
+	_, err := spawn(32, func(int) error {
+		msg := make([]byte, msgSize)
+		for {
+			i := next.Add(1) - 1
+			if i >= int64(n) {
+				return nil
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+			c, err := clients.dial(addr)
+			if err != nil {
+				return fmt.Errorf("idle connection %d: %w", i, err)
+			}
+			cs[i] = c
+			// A server out of descriptors leaves connections in its
+			// backlog unanswered: fail, never hang.
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err = c.Write(msg); err == nil {
+				_, err = io.ReadFull(c, msg)
+			}
+			_ = c.SetDeadline(time.Time{})
+			if err != nil {
+				return fmt.Errorf("idle connection %d: %w", i, err)
+			}
+		}
+	})()
+	if err != nil {
 		closeAll(cs)
 		return nil, err
 	}

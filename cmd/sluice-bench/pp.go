@@ -2,11 +2,7 @@
 
 package main
 
-import (
-	"fmt"
-	"os"
-	"time"
-)
+import "fmt"
 
 // The PROXY protocol figures: what accepting a header (proxy_protocol)
 // and sending one (send_proxy_protocol: v2) add to the proxy, against the
@@ -18,6 +14,12 @@ const (
 	sluicePPT  = "sluice-pp"
 	haproxyPPT = "haproxy-pp"
 )
+
+var ppHop = hop{
+	what: "PROXY protocol", handler: "proxy_protocol",
+	subject: sluicePPT, haproxy: haproxyPPT, haproxyDoes: "accept-proxy + send-proxy-v2",
+	haproxyNote: "PROXY protocol",
+}
 
 const sluicePPConfig = configHeader + `  - name: pp
     network: tcp
@@ -45,90 +47,26 @@ func (e *env) ppTargetsStart() (ts []*target, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	probe := e.path("sluice-pp-probe.yaml")
-	if err := os.WriteFile(probe, fmt.Appendf(nil, sluicePPConfig, "127.0.0.1:1", ppUp.addr), 0o644); err != nil {
+	cfg := func(addr string) []byte { return fmt.Appendf(nil, sluicePPConfig, addr, ppUp.addr) }
+	ts, ok, err = e.hopTargets(ppHop, up.addr, cfg, func() (*target, error) {
+		return e.startHAProxyWith(haproxyPPT, ppUp.addr, false, "accept-proxy", "send-proxy-v2")
+	})
+	if err != nil || !ok {
 		return nil, false, err
 	}
-	if has, out := e.sluiceHas(probe); !has {
-		e.note("PROXY protocol figures skipped: this sluice build does not accept a proxy_protocol listener (%s)", firstLine(out))
-		return nil, false, nil
+	// All but the plain proxy read a header.
+	for _, t := range ts[1:] {
+		ppTargets.Store(t.addr, true)
 	}
-	plain, err := e.startSluiceProxy(sluiceProxyT, up.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	addr, err := freePort()
-	if err != nil {
-		return nil, false, err
-	}
-	path := e.path(sluicePPT + ".yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, sluicePPConfig, addr, ppUp.addr), 0o644); err != nil {
-		return nil, false, err
-	}
-	pp, err := e.startSluiceFull(sluicePPT, e.o.sluice, path, addr, nil)
-	if err != nil {
-		return nil, false, err
-	}
-	ppTargets.Store(pp.addr, true)
-	ts = []*target{plain, pp}
-	if !e.haveHAProxy() {
-		e.note("HAProxy PROXY protocol comparison skipped: %q not found", e.o.haproxy)
-		return ts, true, nil
-	}
-	h, err := e.startHAProxyWith(haproxyPPT, ppUp.addr, false, "accept-proxy", "send-proxy-v2")
-	if err != nil {
-		return nil, false, err
-	}
-	ppTargets.Store(h.addr, true)
-	return append(ts, h), true, nil
+	return ts, true, nil
 }
 
 func ppConnRate(e *env) error {
-	ts, ok, err := e.ppTargetsStart()
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return connRate(addr, 4, d)
-	}, connRateMetrics)
-	if err != nil {
-		return err
-	}
-	const sec = "PROXY protocol connection rate (proxy_protocol → proxy with send_proxy_protocol: v2; connect, header, one 64-byte round trip, close; 4 clients)"
-	e.res.Figures = append(e.res.Figures,
-		figure(c, "pp.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
-			ratioSpec{sluicePPT, []string{sluiceProxyT}, "plain sluice proxy", 0, 0},
-			ratioSpec{sluicePPT, []string{haproxyPPT}, "HAProxy accept-proxy + send-proxy-v2", 0, 0}),
-		figure(c, "pp.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
-			ratioSpec{sluicePPT, []string{sluiceProxyT}, "plain sluice proxy", 1.10, 0},
-			ratioSpec{sluicePPT, []string{haproxyPPT}, "HAProxy accept-proxy + send-proxy-v2", 1.0, 0}),
-	)
-	return nil
+	return e.connRateSection(e.ppTargetsStart, "pp", "PROXY protocol connection rate (proxy_protocol → proxy with send_proxy_protocol: v2; connect, header, one 64-byte round trip, close; 4 clients)",
+		ppHop.ratios(0, 0), ppHop.ratios(1.10, 1.0))
 }
 
 func ppPingPong(e *env) error {
-	ts, ok, err := e.ppTargetsStart()
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return pingPong(addr, 20, 64, d)
-	}, pingPongMetrics)
-	if err != nil {
-		return err
-	}
-	e.res.Figures = append(e.res.Figures, pingPongFigures(c, "pp", "PROXY protocol ping-pong (proxy_protocol → proxy with send_proxy_protocol: v2; 20 connections, 64-byte messages)", names(ts),
-		func(metric string, lower bool, target float64) []ratioSpec {
-			if metric == "cpu_us_per_op" {
-				return []ratioSpec{
-					{sluicePPT, []string{sluiceProxyT}, "plain sluice proxy", 1.10, 0},
-					{sluicePPT, []string{haproxyPPT}, "HAProxy accept-proxy + send-proxy-v2", 1.0, 0},
-				}
-			}
-			return []ratioSpec{
-				{sluicePPT, []string{sluiceProxyT}, "plain sluice proxy", 0, 0},
-				{sluicePPT, []string{haproxyPPT}, "HAProxy accept-proxy + send-proxy-v2", 0, 0},
-			}
-		})...)
-	return nil
+	return e.pingPongSection(e.ppTargetsStart, "pp", "PROXY protocol ping-pong (proxy_protocol → proxy with send_proxy_protocol: v2; 20 connections, 64-byte messages)",
+		ppHop.ratios(0, 0), ppHop.ratios(1.10, 1.0))
 }

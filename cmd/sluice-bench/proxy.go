@@ -2,11 +2,7 @@
 
 package main
 
-import (
-	"fmt"
-	"os"
-	"time"
-)
+import "fmt"
 
 const (
 	directT        = "direct"
@@ -50,14 +46,8 @@ func (e *env) proxyTargets(extra ...string) (ts []*target, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	// validate binds nothing: any address does for this probe.
-	probe := e.path("sluice-proxy-probe.yaml")
-	if err := os.WriteFile(probe, fmt.Appendf(nil, sluiceProxyConfig, "127.0.0.1:1", up.addr), 0o644); err != nil {
+	if has, err := e.sluiceAccepts("proxy", "proxy", proxyConfig(up.addr)); !has || err != nil {
 		return nil, false, err
-	}
-	if has, out := e.sluiceHas(probe); !has {
-		e.note("proxy figures skipped: this sluice build does not accept a proxy listener (%s)", firstLine(out))
-		return nil, false, nil
 	}
 	ts = append(ts, &target{name: directT, addr: up.addr})
 	s, err := e.startSluiceProxy(sluiceProxyT, up.addr)
@@ -107,68 +97,46 @@ func (e *env) startSluiceProxy(name, upstream string, env ...string) (*target, e
 }
 
 func (e *env) startSluiceProxyBin(name, bin, upstream string, env ...string) (*target, error) {
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	path := e.path(name + ".yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceProxyConfig, addr, upstream), 0o644); err != nil {
-		return nil, err
-	}
-	return e.startSluiceFull(name, bin, path, addr, env)
+	return e.startSluiceOn(name, bin, name+".yaml", env, proxyConfig(upstream))
+}
+
+// proxyConfig is sluiceProxyConfig to upstream.
+func proxyConfig(upstream string) sluiceConfig {
+	return func(addr string) []byte { return fmt.Appendf(nil, sluiceProxyConfig, addr, upstream) }
 }
 
 func proxyThroughput(e *env) error {
-	ts, ok, err := e.proxyTargets(sluiceEchoT)
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return throughput(addr, 10, 16<<10, d)
-	}, throughputMetrics)
-	if err != nil {
-		return err
-	}
 	const sec = "Proxy throughput (10 connections, 16 KiB writes, to an echo upstream)"
-	e.res.Figures = append(e.res.Figures,
-		figure(c, "proxy.throughput.rate", sec, "throughput", "MB/s", "MBps", false, names(ts),
-			ratioSpec{sluiceProxyT, []string{directT}, "direct", 0, 0},
-			ratioSpec{sluiceProxyT, haproxyBoth, "better HAProxy", 0, 0}),
-		figure(c, "proxy.throughput.cpu", sec, "proxy CPU per GB", "ms/GB", "cpu_ms_per_GB", true, names(ts),
-			ratioSpec{sluiceProxyT, haproxyBoth, "cheaper HAProxy", 1.0, 0},
-			ratioSpec{sluiceProxyT, []string{sluiceEchoT}, "2 × sluice splice echo (floor)", 1.25, 2},
-			ratioSpec{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0}),
-	)
-	return nil
+	return e.section(e.proxyStart(sluiceEchoT), streamLoad, throughputMetrics, func(c *collector, ts []string) []Figure {
+		return []Figure{
+			figure(c, "proxy.throughput.rate", sec, "throughput", "MB/s", "MBps", false, ts,
+				ratioSpec{sluiceProxyT, []string{directT}, "direct", 0, 0},
+				ratioSpec{sluiceProxyT, haproxyBoth, "better HAProxy", 0, 0}),
+			figure(c, "proxy.throughput.cpu", sec, "proxy CPU per GB", "ms/GB", "cpu_ms_per_GB", true, ts,
+				ratioSpec{sluiceProxyT, haproxyBoth, "cheaper HAProxy", 1.0, 0},
+				ratioSpec{sluiceProxyT, []string{sluiceEchoT}, "2 × sluice splice echo (floor)", 1.25, 2},
+				ratioSpec{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0}),
+		}
+	})
 }
 
 func proxyPingPong(e *env) error {
-	ts, ok, err := e.proxyTargets(sluiceGoroutT)
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return pingPong(addr, 20, 64, d)
-	}, pingPongMetrics)
-	if err != nil {
-		return err
-	}
-	e.res.Figures = append(e.res.Figures, pingPongFigures(c, "proxy", "Proxy ping-pong (20 connections, 64-byte messages, to an echo upstream)", names(ts),
-		func(metric string, lower bool, target float64) []ratioSpec {
-			if metric == "cpu_us_per_op" {
-				return []ratioSpec{
-					{sluiceProxyT, haproxyBoth, "cheaper HAProxy", 1.0, 0},
-					// The event loop stays only while it saves 10 %.
-					{sluiceProxyT, []string{sluiceGoroutT}, "event loop off", 0.90, 0},
-					{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0},
-				}
-			}
-			return []ratioSpec{
-				{sluiceProxyT, []string{directT}, "direct", 0, 0},
-				{sluiceProxyT, haproxyBoth, "better HAProxy", 0, 0},
-			}
-		})...)
-	return nil
+	return e.pingPongSection(e.proxyStart(sluiceGoroutT), "proxy", "Proxy ping-pong (20 connections, 64-byte messages, to an echo upstream)",
+		[]ratioSpec{
+			{sluiceProxyT, []string{directT}, "direct", 0, 0},
+			{sluiceProxyT, haproxyBoth, "better HAProxy", 0, 0},
+		},
+		[]ratioSpec{
+			{sluiceProxyT, haproxyBoth, "cheaper HAProxy", 1.0, 0},
+			// The event loop stays only while it saves 10 %.
+			{sluiceProxyT, []string{sluiceGoroutT}, "event loop off", 0.90, 0},
+			{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0},
+		})
+}
+
+// proxyStart is proxyTargets(extra...) as a section's start.
+func (e *env) proxyStart(extra ...string) startTargets {
+	return func() ([]*target, bool, error) { return e.proxyTargets(extra...) }
 }
 
 func firstLine(s string) string {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"time"
 )
@@ -27,6 +26,12 @@ const (
 	routeSNI      = "app.example.com"
 )
 
+var routeHop = hop{
+	what: "route", handler: "route",
+	subject: sluiceRouteT, haproxy: haproxyRouteT, haproxyDoes: "req.ssl_sni",
+	haproxyNote: "req.ssl_sni",
+}
+
 // Two routes, the match second, as a real table would be.
 const sluiceRouteConfig = configHeader + `  - name: route
     network: tcp
@@ -42,15 +47,7 @@ const sluiceRouteConfig = configHeader + `  - name: route
             chain: [{handler: proxy, upstreams: ["tcp://%s"], tcp_keepalive: 0}]
 `
 
-const haproxyRouteConfig = `global
-    nbthread 1
-    maxconn %d
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 5m
-    timeout server 5m
-frontend bench
+const haproxyRouteConfig = haproxyHeader + `frontend bench
     bind %s
     tcp-request inspect-delay 5s
     tcp-request content accept if { req.ssl_hello_type 1 }
@@ -122,110 +119,25 @@ func (e *env) routeTargetsStart() (ts []*target, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	probe := e.path("sluice-route-probe.yaml")
-	if err := os.WriteFile(probe, fmt.Appendf(nil, sluiceRouteConfig, "127.0.0.1:1", up.addr, up.addr), 0o644); err != nil {
-		return nil, false, err
+	cfg := func(addr string) []byte { return fmt.Appendf(nil, sluiceRouteConfig, addr, up.addr, up.addr) }
+	ts, ok, err = e.hopTargets(routeHop, up.addr, cfg, func() (*target, error) {
+		return e.startHAProxyConfig(haproxyRouteT, func(addr string, maxconn int) string {
+			return fmt.Sprintf(haproxyRouteConfig, maxconn, addr, up.addr, up.addr)
+		})
+	})
+	// Every client starts with the ClientHello, the plain proxy's too.
+	for _, t := range ts {
+		helloTargets.Store(t.addr, true)
 	}
-	if has, out := e.sluiceHas(probe); !has {
-		e.note("route figures skipped: this sluice build does not accept a route listener (%s)", firstLine(out))
-		return nil, false, nil
-	}
-	plain, err := e.startSluiceProxy(sluiceProxyT, up.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	addr, err := freePort()
-	if err != nil {
-		return nil, false, err
-	}
-	path := e.path(sluiceRouteT + ".yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceRouteConfig, addr, up.addr, up.addr), 0o644); err != nil {
-		return nil, false, err
-	}
-	rt, err := e.startSluiceFull(sluiceRouteT, e.o.sluice, path, addr, nil)
-	if err != nil {
-		return nil, false, err
-	}
-	helloTargets.Store(plain.addr, true)
-	helloTargets.Store(rt.addr, true)
-	ts = []*target{plain, rt}
-	if !e.haveHAProxy() {
-		e.note("HAProxy req.ssl_sni comparison skipped: %q not found", e.o.haproxy)
-		return ts, true, nil
-	}
-	h, err := e.startHAProxyRoute(up.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	helloTargets.Store(h.addr, true)
-	return append(ts, h), true, nil
-}
-
-func (e *env) startHAProxyRoute(upstream string) (*target, error) {
-	addr, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	maxconn := min(50000, (int(e.nofile)-200)/4)
-	path := e.path(haproxyRouteT + ".cfg")
-	if err := os.WriteFile(path, fmt.Appendf(nil, haproxyRouteConfig, maxconn, addr, upstream, upstream), 0o644); err != nil {
-		return nil, err
-	}
-	p, _, err := startProc(haproxyRouteT, serverCPU, e.logPath(haproxyRouteT), e.o.haproxy, "-db", "-f", path)
-	if err != nil {
-		return nil, err
-	}
-	e.procs = append(e.procs, p)
-	t := &target{name: haproxyRouteT, addr: addr, proc: p}
-	return t, waitReady(p, addr)
+	return ts, ok, err
 }
 
 func routeConnRate(e *env) error {
-	ts, ok, err := e.routeTargetsStart()
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return connRate(addr, 4, d)
-	}, connRateMetrics)
-	if err != nil {
-		return err
-	}
-	const sec = "route connection rate (route: sni match → proxy; connect, a ClientHello, one 64-byte round trip, close; 4 clients)"
-	e.res.Figures = append(e.res.Figures,
-		figure(c, "route.connrate.rate", sec, "connections per second", "conn/s", "rate", false, names(ts),
-			ratioSpec{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 0, 0},
-			ratioSpec{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 0, 0}),
-		figure(c, "route.connrate.cpu", sec, "server CPU per connection", "µs/conn", "cpu_us_per_conn", true, names(ts),
-			ratioSpec{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 1.10, 0},
-			ratioSpec{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 1.0, 0}),
-	)
-	return nil
+	return e.connRateSection(e.routeTargetsStart, "route", "route connection rate (route: sni match → proxy; connect, a ClientHello, one 64-byte round trip, close; 4 clients)",
+		routeHop.ratios(0, 0), routeHop.ratios(1.10, 1.0))
 }
 
 func routePingPong(e *env) error {
-	ts, ok, err := e.routeTargetsStart()
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return pingPong(addr, 20, 64, d)
-	}, pingPongMetrics)
-	if err != nil {
-		return err
-	}
-	e.res.Figures = append(e.res.Figures, pingPongFigures(c, "route", "route ping-pong after the decision (route: sni match → proxy; 20 connections, 64-byte messages)", names(ts),
-		func(metric string, lower bool, target float64) []ratioSpec {
-			if metric == "cpu_us_per_op" {
-				return []ratioSpec{
-					{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 1.02, 0},
-					{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 0, 0},
-				}
-			}
-			return []ratioSpec{
-				{sluiceRouteT, []string{sluiceProxyT}, "plain sluice proxy", 0, 0},
-				{sluiceRouteT, []string{haproxyRouteT}, "HAProxy req.ssl_sni", 0, 0},
-			}
-		})...)
-	return nil
+	return e.pingPongSection(e.routeTargetsStart, "route", "route ping-pong after the decision (route: sni match → proxy; 20 connections, 64-byte messages)",
+		routeHop.ratios(0, 0), routeHop.ratios(1.02, 0))
 }

@@ -110,23 +110,11 @@ func (e *env) tlsTargets(kind string) (ts []*target, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	probe := e.path("sluice-tls-probe.yaml")
-	if err := os.WriteFile(probe, fmt.Appendf(nil, sluiceTLSConfig, "127.0.0.1:1", pair.cert, pair.key, up.addr), 0o644); err != nil {
+	cfg := func(addr string) []byte { return fmt.Appendf(nil, sluiceTLSConfig, addr, pair.cert, pair.key, up.addr) }
+	if has, err := e.sluiceAccepts("TLS", "tls", cfg); !has || err != nil {
 		return nil, false, err
 	}
-	if has, out := e.sluiceHas(probe); !has {
-		e.note("TLS figures skipped: this sluice build does not accept a tls listener (%s)", firstLine(out))
-		return nil, false, nil
-	}
-	addr, err := freePort()
-	if err != nil {
-		return nil, false, err
-	}
-	path := e.path(sluiceTLST + "-" + kind + ".yaml")
-	if err := os.WriteFile(path, fmt.Appendf(nil, sluiceTLSConfig, addr, pair.cert, pair.key, up.addr), 0o644); err != nil {
-		return nil, false, err
-	}
-	s, err := e.startSluiceFull(sluiceTLST, e.o.sluice, path, addr, nil)
+	s, err := e.startSluiceOn(sluiceTLST, e.o.sluice, sluiceTLST+"-"+kind+".yaml", nil, cfg)
 	if err != nil {
 		return nil, false, err
 	}
@@ -201,16 +189,7 @@ stream {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	p, _, err := startProc(name, serverCPU, e.logPath(name), e.o.nginx, "-p", prefix, "-c", path, "-e", "stderr")
-	if err != nil {
-		return nil, err
-	}
-	e.procs = append(e.procs, p)
-	t := &target{name: name, addr: addr, proc: p}
-	if err := waitReady(p, addr); err != nil {
-		return nil, fmt.Errorf("%w; its log ends: %s", err, p.tail())
-	}
-	return t, nil
+	return e.startServer(name, addr, e.o.nginx, "-p", prefix, "-c", path, "-e", "stderr")
 }
 
 func tlsTargetNames(ts []*target) []string { return names(ts) }
@@ -254,24 +233,18 @@ func tlsHandshakeFigures(e *env) error {
 
 // tlsBulkFigures measures CPU per GB through established connections.
 func tlsBulkFigures(e *env) error {
-	ts, ok, err := e.tlsTargets("ecdsa")
-	if err != nil || !ok {
-		return err
-	}
-	c, err := e.rounds(ts, func(addr string, d time.Duration) (loadResult, error) {
-		return tlsThroughput(addr, 4, 16<<10, d)
-	}, throughputMetrics)
-	if err != nil {
-		return err
-	}
 	const sec = "TLS bulk (AES-128-GCM; 4 established connections each writing 16 KiB blocks through to the upstream echo and reading them back)"
-	e.res.Figures = append(e.res.Figures,
-		figure(c, "tls.bulk.cpu", sec, "server CPU per GB", "ms/GB", "cpu_ms_per_GB", true, tlsTargetNames(ts),
-			ratioSpec{sluiceTLST, tlsBaselines, tlsBaselineLabel, 1.0, 0}),
-		figure(c, "tls.bulk.rate", sec, "throughput", "MB/s", "MBps", false, tlsTargetNames(ts),
-			ratioSpec{sluiceTLST, tlsBaselines, tlsBaselineLabel, 0, 0}),
-	)
-	return nil
+	start := func() ([]*target, bool, error) { return e.tlsTargets("ecdsa") }
+	return e.section(start, func(addr string, d time.Duration) (loadResult, error) {
+		return tlsThroughput(addr, 4, 16<<10, d)
+	}, throughputMetrics, func(c *collector, ts []string) []Figure {
+		return []Figure{
+			figure(c, "tls.bulk.cpu", sec, "server CPU per GB", "ms/GB", "cpu_ms_per_GB", true, ts,
+				ratioSpec{sluiceTLST, tlsBaselines, tlsBaselineLabel, 1.0, 0}),
+			figure(c, "tls.bulk.rate", sec, "throughput", "MB/s", "MBps", false, ts,
+				ratioSpec{sluiceTLST, tlsBaselines, tlsBaselineLabel, 0, 0}),
+		}
+	})
 }
 
 func handshakeMetrics(r loadResult, cpu time.Duration) map[string]float64 {

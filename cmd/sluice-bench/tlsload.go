@@ -4,10 +4,8 @@ package main
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -47,45 +45,33 @@ func tlsProbe(addr string) (string, error) {
 // (TLS 1.3 PSK with ECDHE); fewer than 90% of those resumed is an
 // error. ops counts connections.
 func tlsHandshakes(addr string, workers int, d time.Duration, resume bool) (loadResult, error) {
-	var total, resumed atomic.Int64
-	stop := time.Now().Add(d)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var cache tls.ClientSessionCache
-			if resume {
-				cache = tls.NewLRUClientSessionCache(4)
+	var resumed atomic.Int64
+	r, err := connLoop(workers, d, func() func() error {
+		var cache tls.ClientSessionCache
+		if resume {
+			cache = tls.NewLRUClientSessionCache(4)
+		}
+		cfg := tlsClientConfig(cache)
+		msg, in := make([]byte, 64), make([]byte, 64)
+		return func() error {
+			did, err := oneTLSConn(addr, cfg, msg, in)
+			if err != nil {
+				return err
 			}
-			cfg := tlsClientConfig(cache)
-			msg, in := make([]byte, 64), make([]byte, 64)
-			for time.Now().Before(stop) {
-				did, err := oneTLSConn(addr, cfg, msg, in)
-				if err != nil {
-					errs <- err
-					return
-				}
-				total.Add(1)
-				if did {
-					resumed.Add(1)
-				}
+			if did {
+				resumed.Add(1)
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+			return nil
+		}
+	})
+	if err != nil {
 		return loadResult{}, err
 	}
-	n := total.Load()
+	n := int64(r.ops)
 	if resume && float64(resumed.Load()) < 0.9*float64(n-int64(workers)) {
 		return loadResult{}, fmt.Errorf("only %d of %d handshakes resumed a session", resumed.Load(), n)
 	}
-	return loadResult{ops: float64(n), elapsed: elapsed}, nil
+	return r, nil
 }
 
 // oneTLSConn makes one connection; it reports whether it resumed. The
@@ -113,6 +99,8 @@ func oneTLSConn(addr string, cfg *tls.Config, msg, in []byte) (bool, error) {
 // send close_notify and drain. ops is the bytes echoed back.
 func tlsThroughput(addr string, conns, size int, d time.Duration) (loadResult, error) {
 	cs := make([]*tls.Conn, 0, conns)
+	// Those made before a failed handshake; streamEcho closes each one
+	// it drained, and a second Close is harmless.
 	defer func() {
 		for _, c := range cs {
 			_ = c.Close()
@@ -131,51 +119,5 @@ func tlsThroughput(addr string, conns, size int, d time.Duration) (loadResult, e
 		}
 		cs = append(cs, tc)
 	}
-	var total atomic.Int64
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*conns)
-	start := time.Now()
-	for _, c := range cs {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, size)
-			for !stop.Load() {
-				if _, err := c.Write(buf); err != nil {
-					errs <- fmt.Errorf("tls throughput write: %w", err)
-					break
-				}
-			}
-			_ = c.CloseWrite()
-		}()
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 64<<10)
-			var n int64
-			for {
-				m, err := c.Read(buf)
-				n += int64(m)
-				if err != nil {
-					// Once the writer stopped, how a server ends its
-					// side (close_notify or a bare FIN) is not what
-					// is measured.
-					if !errors.Is(err, io.EOF) && !stop.Load() {
-						errs <- fmt.Errorf("tls throughput read: %w", err)
-					}
-					break
-				}
-			}
-			total.Add(n)
-		}()
-	}
-	time.Sleep(d)
-	stop.Store(true)
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
-		return loadResult{}, err
-	}
-	return loadResult{ops: float64(total.Load()), elapsed: elapsed}, nil
+	return streamEcho(cs, size, d, "tls throughput", true)
 }
