@@ -47,7 +47,9 @@ func (h *harness) upstreamUp(upstream string) float64 {
 }
 
 // waitFor polls cond every 10ms for up to limit and returns how long it
-// took; it fails the test when cond never holds.
+// took; it fails the test when cond never holds. Only the tests of how
+// fast a state changes use a tight limit; the others wait generously, so
+// that a machine busy with other tests does not fail them.
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -139,7 +141,7 @@ func TestHealthCheckAllDown(t *testing.T) {
 	h := newHarness(t)
 	dead := "tcp://" + deadAddr(t)
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(dead)+healthYAML))
-	waitFor(t, "the upstream marked down", 3*200*time.Millisecond+time.Second, func() bool { return h.upstreamUp(dead) == 0 })
+	waitFor(t, "the upstream marked down", 10*time.Second, func() bool { return h.upstreamUp(dead) == 0 })
 	errsBefore := h.upstreamErrors("front", dead)
 	start := time.Now()
 	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
@@ -169,7 +171,7 @@ func TestHealthCheckReloadKeepsState(t *testing.T) {
 	aURL, dead := "tcp://"+a.ln.Addr().String(), "tcp://"+deadAddr(t)
 	h := newHarness(t)
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(aURL, dead)+healthYAML))
-	waitFor(t, "the dead upstream marked down", 3*200*time.Millisecond+time.Second, func() bool { return h.upstreamUp(dead) == 0 })
+	waitFor(t, "the dead upstream marked down", 10*time.Second, func() bool { return h.upstreamUp(dead) == 0 })
 	errsBefore := h.upstreamErrors("front", dead)
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(aURL, dead)+healthYAML+"        connect_timeout: 3s\n"))
 	for range 10 {
@@ -198,7 +200,7 @@ func TestStatus(t *testing.T) {
 	aURL, dead := "tcp://"+hold.ln.Addr().String(), "tcp://"+deadAddr(t)
 	h := newHarness(t)
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", "      - handler: log\n"+proxyYAML(aURL, dead)+healthYAML))
-	waitFor(t, "the dead upstream marked down", 3*200*time.Millisecond+time.Second, func() bool { return h.upstreamUp(dead) == 0 })
+	waitFor(t, "the dead upstream marked down", 10*time.Second, func() bool { return h.upstreamUp(dead) == 0 })
 	waitFor(t, "a checked up", 5*time.Second, func() bool { return h.lines("upstream up", aURL) == 1 })
 	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
 	if err != nil {
@@ -253,5 +255,5 @@ func TestHealthCheckUnix(t *testing.T) {
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(url)+healthYAML))
 	waitFor(t, "the unix upstream checked up", 5*time.Second, func() bool { return h.lines("upstream up", url) == 1 })
 	up.stop()
-	waitFor(t, "the unix upstream marked down", 3*200*time.Millisecond+time.Second, func() bool { return h.upstreamUp(url) == 0 })
+	waitFor(t, "the unix upstream marked down", 10*time.Second, func() bool { return h.upstreamUp(url) == 0 })
 }
