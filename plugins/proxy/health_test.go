@@ -125,7 +125,7 @@ func TestHealthCheckExpect(t *testing.T) {
 	h.Apply(frontYAML("tcp", "127.0.0.1:0", "0", proxyYAML(muteURL, pongURL)+healthYAML+`          send: "PING\r\n"
           expect: "PONG"
 `))
-	waitFor(t, "the mute upstream marked down", 3*400*time.Millisecond+2*time.Second, func() bool { return h.upstreamUp(muteURL) == 0 })
+	waitFor(t, "the mute upstream marked down", 10*time.Second, func() bool { return h.upstreamUp(muteURL) == 0 })
 	waitFor(t, "the answering upstream checked", 5*time.Second, func() bool { return h.lines("upstream up", pongURL) == 1 })
 	if h.upstreamUp(pongURL) != 1 {
 		t.Fatal("the answering upstream is not up")
