@@ -35,7 +35,19 @@ func (e *FieldError) Error() string {
 // Into decodes input into out (a pointer to a struct with mapstructure tags)
 // and returns every problem found, sorted by key. Unknown keys are errors
 // that list the known ones.
-func Into(input any, out any) []*FieldError {
+func Into(input any, out any) (errs []*FieldError) {
+	// A bug of the decoding library (it once panicked on a map key that
+	// is not a string) must cost a config, never the process that
+	// reloads it.
+	defer func() {
+		if p := recover(); p != nil {
+			errs = []*FieldError{{Msg: fmt.Sprintf("cannot decode this document (%v); please report it", p)}}
+		}
+	}()
+	input = stringKeys(input)
+	for _, key := range dropDashKeys(input, "") {
+		errs = append(errs, unknownKey(reflect.TypeOf(out), key))
+	}
 	var md mapstructure.Metadata
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, bytesize.DecodeHook, integerHook),
@@ -46,15 +58,67 @@ func Into(input any, out any) []*FieldError {
 	if err != nil {
 		return []*FieldError{{Msg: err.Error()}}
 	}
-	var errs []*FieldError
 	if err := dec.Decode(input); err != nil {
-		errs = flatten(err, nil)
+		errs = flatten(err, errs)
 	}
 	for _, key := range md.Unused {
 		errs = append(errs, unknownKey(reflect.TypeOf(out), key))
 	}
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Key < errs[j].Key })
 	return errs
+}
+
+// stringKeys returns v with every map key a string. YAML allows keys of
+// any type (0:, true:, [a]:); mapstructure assumes strings where it
+// lists unused keys, and panics otherwise. A key written as 0 is the key
+// "0" then, which no struct has, so it is reported as unknown by name.
+func stringKeys(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = stringKeys(e)
+		}
+		return t
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[fmt.Sprint(k)] = stringKeys(e)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = stringKeys(e)
+		}
+		return t
+	}
+	return v
+}
+
+// dropDashKeys takes every key "-" out of v's maps and returns their
+// paths: mapstructure would decode such a key into the fields tagged "-"
+// (the ones it must skip) instead of calling it unknown.
+func dropDashKeys(v any, path string) []string {
+	var dropped []string
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if k == "-" {
+				delete(t, k)
+				dropped = append(dropped, p)
+				continue
+			}
+			dropped = append(dropped, dropDashKeys(e, p)...)
+		}
+	case []any:
+		for i, e := range t {
+			dropped = append(dropped, dropDashKeys(e, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return dropped
 }
 
 // flatten walks mapstructure's tree of joined and nested errors and keeps

@@ -77,3 +77,39 @@ func TestDurationBounds(t *testing.T) {
 		}
 	}
 }
+
+// Keys that are not strings (YAML's 0:, true:) and the key "-" are
+// reported as unknown by name, never decoded into a field, and never
+// panic: the library once did on both.
+func TestOddKeys(t *testing.T) {
+	type inner struct {
+		A    string    `mapstructure:"a"`
+		Skip time.Time `mapstructure:"-"`
+	}
+	type outer struct {
+		In   []inner   `mapstructure:"in"`
+		Skip time.Time `mapstructure:"-"`
+	}
+	input := map[string]any{
+		"-":  map[any]any{0: nil},
+		"in": []any{map[any]any{"a": "x", 7: "y", true: 1, "-": map[any]any{1: 2}}},
+	}
+	var out outer
+	errs := Into(input, &out)
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"-: unknown key (known: in)",
+		"in[0].-: unknown key (known: a)",
+		"in[0].7: unknown key (known: a)",
+		"in[0].true: unknown key (known: a)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(out.In) != 1 || out.In[0].A != "x" || !out.Skip.IsZero() || !out.In[0].Skip.IsZero() {
+		t.Errorf("decoded %+v", out)
+	}
+}
