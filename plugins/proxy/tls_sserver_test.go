@@ -149,7 +149,16 @@ func TestTLSClientCertificate(t *testing.T) {
 	if got := roundTrip(t, "tcp", h.Addr("front"), "mtls\n"); got != "sltm\n" {
 		t.Fatalf("with a client certificate: got %q, want sltm\ns_server:\n%s", got, s.output())
 	}
-	if !strings.Contains(s.output(), "CN=sluice.client") && !strings.Contains(s.output(), "CN = sluice.client") {
+	// s_server's lines come through a pipe and a goroutine that may not
+	// have run yet on a busy machine: wait for them.
+	sawClient := func() bool {
+		out := s.output()
+		return strings.Contains(out, "CN=sluice.client") || strings.Contains(out, "CN = sluice.client")
+	}
+	for deadline := time.Now().Add(5 * time.Second); !sawClient() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !sawClient() {
 		t.Errorf("s_server did not see the client certificate:\n%s", s.output())
 	}
 
