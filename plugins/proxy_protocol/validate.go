@@ -3,7 +3,6 @@ package proxyprotocol
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/sluice-dev/sluice/pkg/decode"
@@ -18,7 +17,7 @@ func (h *Handler) Validate() error {
 	}
 	h.prefixes = h.prefixes[:0]
 	for i, s := range h.Trusted {
-		p, err := parseTrusted(s)
+		p, err := decode.Prefix(s)
 		if err != nil {
 			add(fmt.Sprintf("trusted[%d]", i), "%q is not a CIDR (10.0.0.0/8, fd00::/8) or an address", s)
 			continue
@@ -42,20 +41,4 @@ func (h *Handler) ValidateNetwork(network string) error {
 		return &decode.FieldError{Key: "trusted", Msg: "required on a " + network + " listener: the CIDRs of the load balancers allowed to send a PROXY header, e.g. [\"10.0.0.0/8\"]"}
 	}
 	return nil
-}
-
-// parseTrusted reads a CIDR or a single address (a /32 or /128).
-func parseTrusted(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }

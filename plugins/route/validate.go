@@ -3,7 +3,6 @@ package route
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -144,7 +143,7 @@ func compileMatch(mt *Match) (matcher, []*decode.FieldError) {
 		bad("protocol", "invalid value %q (allowed: %s)", mt.Protocol, strings.Join(protocols, ", "))
 	}
 	for j, s := range mt.Remote {
-		p, err := parsePrefix(s)
+		p, err := decode.Prefix(s)
 		if err != nil {
 			bad(fmt.Sprintf("remote[%d]", j), "invalid CIDR %q: %v", s, err)
 			continue
@@ -152,20 +151,4 @@ func compileMatch(mt *Match) (matcher, []*decode.FieldError) {
 		m.remote = append(m.remote, p)
 	}
 	return m, errs
-}
-
-// parsePrefix reads a CIDR or a single address (a /32 or /128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
