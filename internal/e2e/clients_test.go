@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"errors"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,20 +22,6 @@ func dialT(t *testing.T, network, address string) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	return c
-}
-
-func echoOnce(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if string(buf) != msg {
-		t.Fatalf("echo: got %q, want %q", buf, msg)
-	}
 }
 
 // needSocat returns socat's path, skipping the test when it is missing,

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // A start that fails after part of the config was bound shuts down with
@@ -44,7 +46,7 @@ func TestUnixConnLogsConfiguredPath(t *testing.T) {
 	sock := filepath.Join(sockDir(t), "echo.sock")
 	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "")))
 	c := dialT(t, "unix", sock)
-	echoOnce(t, c, "where am i\n")
+	testnet.MustEcho(t, c, "where am i\n")
 	_ = c.Close()
 	if !p.waitLog("connection closed", 10*time.Second, "listener", "echo-unix") {
 		t.Fatalf("no 'connection closed' for echo-unix:\n%s", p.output())
@@ -63,7 +65,7 @@ func TestReloadModeNeverFollowsSymlink(t *testing.T) {
 	sock := filepath.Join(dir, "echo.sock")
 	cfgPath := writeConfig(t, t.TempDir(), echoConfig(sock, ""))
 	p := startSluice(t, cfgPath)
-	echoOnce(t, dialT(t, "unix", sock), "bound\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "bound\n")
 
 	victim := filepath.Join(t.TempDir(), "victim")
 	if err := os.WriteFile(victim, []byte("not sluice's"), 0o600); err != nil {
@@ -113,7 +115,7 @@ func TestReloadModeChangesKeptSocket(t *testing.T) {
 	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
 		t.Errorf("socket after reload: %v, %v; want a socket with mode 0660", fi.Mode(), err)
 	}
-	echoOnce(t, dialT(t, "unix", sock), "still served\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "still served\n")
 	if p.find("changing the socket file's mode") != nil {
 		t.Errorf("chmod of our own socket failed:\n%s", p.output())
 	}
@@ -208,7 +210,7 @@ func TestHealthzWhileDataListenerFlooded(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	echoOnce(t, c, "after the flood\n")
+	testnet.MustEcho(t, c, "after the flood\n")
 	_ = c.Close()
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(20 * time.Second); code != 0 {
@@ -319,7 +321,7 @@ listeners:
 			t.Errorf("a shortage counted against the upstream: %s", line)
 		}
 	}
-	echoOnce(t, dialT(t, "tcp", tcpAddr), "tcp still served\n")
+	testnet.MustEcho(t, dialT(t, "tcp", tcpAddr), "tcp still served\n")
 
 	if p.find("upstream failed; skipping it") != nil {
 		t.Errorf("upstream marked failed by a descriptor shortage:\n%s", p.output())

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // TestValidateRefusesWhatItMustNotRead: sluice validate reads only a
@@ -154,7 +156,7 @@ func TestSIGTERMNotBlockedByReload(t *testing.T) {
 	path := writeConfig(t, dir, echoConfig(sock, ""))
 	p := startSluice(t, path)
 	c := dialT(t, "tcp", p.addr("echo-tcp"))
-	echoOnce(t, c, "before\n")
+	testnet.MustEcho(t, c, "before\n")
 
 	started := filepath.Join(dir, "stall-started")
 	stall := echoConfig(sock, fmt.Sprintf("\n  - name: stall\n    network: tcp\n    address: 127.0.0.1:0\n    chain: [{handler: test-stall, seconds: 60, started: %q}]", started))
@@ -174,7 +176,7 @@ func TestSIGTERMNotBlockedByReload(t *testing.T) {
 	// the signal loop either.
 	p.signal(syscall.SIGHUP)
 	// The connection still works while the reload is stuck.
-	echoOnce(t, c, "during\n")
+	testnet.MustEcho(t, c, "during\n")
 	c.Close()
 
 	sent := time.Now()
@@ -210,7 +212,7 @@ func TestReloadRefusesFIFO(t *testing.T) {
 	if r := p.find("config reload failed"); !strings.Contains(fmt.Sprint(r["error"]), "not a regular file (a named pipe)") {
 		t.Errorf("failure does not say why: %v", r)
 	}
-	echoOnce(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
+	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(15 * time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
@@ -233,8 +235,8 @@ func TestEmptyFileOnSIGHUPFails(t *testing.T) {
 	if r := p.find("config reload failed"); !strings.Contains(fmt.Sprint(r["error"]), "config file is empty") {
 		t.Errorf("failure does not say why: %v", r)
 	}
-	echoOnce(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
-	echoOnce(t, dialT(t, "unix", sock), "still serving\n")
+	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "still serving\n")
 }
 
 // TestLongIdleTimeoutServes: the longest idle_timeout accepted leaves
@@ -245,8 +247,8 @@ func TestLongIdleTimeoutServes(t *testing.T) {
 	sock := filepath.Join(sockDir(t), "echo.sock")
 	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "\n    idle_timeout: 8760h")))
 	c := dialT(t, "tcp", p.addr("echo-tcp"))
-	echoOnce(t, c, "first\n")
-	echoOnce(t, c, "second\n")
+	testnet.MustEcho(t, c, "first\n")
+	testnet.MustEcho(t, c, "second\n")
 }
 
 // TestUnixSocketDefaultMode: without socket.mode the socket file is 0666
@@ -284,7 +286,7 @@ func TestUnixSocketDefaultMode(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	echoOnce(t, dialT(t, "unix", sock), "default mode\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "default mode\n")
 }
 
 // umaskOf reads this process's umask, which the binary inherits, without

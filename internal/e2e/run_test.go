@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 func echoConfig(sock string, extra string) string {
@@ -31,8 +33,8 @@ listeners:
 func TestRunServesTCPAndUnix(t *testing.T) {
 	sock := filepath.Join(sockDir(t), "echo.sock")
 	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "")))
-	echoOnce(t, dialT(t, "tcp", p.addr("echo-tcp")), "over tcp\n")
-	echoOnce(t, dialT(t, "unix", sock), "over unix\n")
+	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "over tcp\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "over unix\n")
 	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket file: %v, %v; want mode 0600", fi.Mode(), err)
@@ -83,8 +85,8 @@ func TestSecondInstanceRefused(t *testing.T) {
 		t.Errorf("error does not name the socket:\n%s", out)
 	}
 
-	echoOnce(t, dialT(t, "tcp", tcpAddr), "first still serves tcp\n")
-	echoOnce(t, dialT(t, "unix", sock), "first still serves unix\n")
+	testnet.MustEcho(t, dialT(t, "tcp", tcpAddr), "first still serves tcp\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "first still serves unix\n")
 }
 
 func TestStaleSocketReplaced(t *testing.T) {
@@ -96,7 +98,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 	stale.(*net.UnixListener).SetUnlinkOnClose(false)
 	stale.Close() // the file stays, with nobody accepting: as after a crash
 	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "")))
-	echoOnce(t, dialT(t, "unix", sock), "fresh socket\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "fresh socket\n")
 	p.signal(syscall.SIGTERM)
 	p.wait(20 * time.Second)
 }
@@ -110,7 +112,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	a := p.addr("echo-tcp")
 	busy := dialT(t, "tcp", a)
 	lingering := dialT(t, "unix", sock)
-	echoOnce(t, lingering, "x")
+	testnet.MustEcho(t, lingering, "x")
 
 	begin := time.Now()
 	p.signal(syscall.SIGTERM)
@@ -122,7 +124,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Error("still accepting after SIGTERM")
 	}
 	// The open connection keeps working during the drain and finishes.
-	echoOnce(t, busy, "finishing my work\n")
+	testnet.MustEcho(t, busy, "finishing my work\n")
 	busy.(*net.TCPConn).CloseWrite()
 	if rest, err := io.ReadAll(busy); err != nil || len(rest) != 0 {
 		t.Errorf("drained connection: %q, %v", rest, err)
@@ -150,7 +152,7 @@ func TestSecondSIGINTExitsAtOnce(t *testing.T) {
 	sock := filepath.Join(sockDir(t), "echo.sock")
 	cfg := strings.Replace(echoConfig(sock, ""), "drain_timeout: 2s", "drain_timeout: 1h", 1)
 	p := startSluice(t, writeConfig(t, t.TempDir(), cfg))
-	echoOnce(t, dialT(t, "tcp", p.addr("echo-tcp")), "hold the drain open")
+	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "hold the drain open")
 	p.signal(syscall.SIGINT)
 	if !p.waitLog("shutdown started", 10*time.Second) {
 		t.Fatal("no drain after the first SIGINT")
@@ -168,7 +170,7 @@ func TestIdleTimeout(t *testing.T) {
 	// Activity keeps it open past the timeout...
 	for i := 0; i < 5; i++ {
 		time.Sleep(100 * time.Millisecond)
-		echoOnce(t, c, "tick")
+		testnet.MustEcho(t, c, "tick")
 	}
 	// ...and silence closes it, not before the timeout.
 	begin := time.Now()

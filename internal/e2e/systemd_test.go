@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // fakeNotifySocket listens where $NOTIFY_SOCKET will point, as systemd
@@ -67,7 +69,7 @@ func TestSdNotify(t *testing.T) {
 		t.Fatalf("first notification %q, want %q", got, want)
 	}
 	// Ready means bound: the socket answers at once, with no retry.
-	echoOnce(t, dialT(t, "unix", sock), "ready\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "ready\n")
 
 	// A reload that adds a listener.
 	sock2 := filepath.Join(dir, "two.sock")
@@ -87,7 +89,7 @@ func TestSdNotify(t *testing.T) {
 	if got, want := nextNotify(t, notify, p), "READY=1\nSTATUS=config reloaded (signal)\n"; got != want {
 		t.Fatalf("after the reload: %q, want %q", got, want)
 	}
-	echoOnce(t, dialT(t, "unix", sock2), "added by the reload\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock2), "added by the reload\n")
 
 	// A failed reload: systemd still hears READY=1 (the old config runs),
 	// and the status says why.
@@ -101,7 +103,7 @@ func TestSdNotify(t *testing.T) {
 		!strings.Contains(got, "listeners[0].name") || strings.Count(got, "\n") != 2 {
 		t.Fatalf("after a failed reload: %q, want READY=1 and a one-line STATUS naming the error", got)
 	}
-	echoOnce(t, dialT(t, "unix", sock2), "still served\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock2), "still served\n")
 
 	p.signal(syscall.SIGTERM)
 	if got, want := nextNotify(t, notify, p), "STOPPING=1\nSTATUS=draining connections\n"; got != want {
@@ -176,8 +178,8 @@ func TestSocketActivation(t *testing.T) {
 	if p.find("sockets inherited from systemd", "names", "echo-tcp,echo-unix") == nil {
 		t.Errorf("no log line naming the inherited sockets; output:\n%s", p.output())
 	}
-	echoOnce(t, dialT(t, "tcp", tcpAddr), "inherited tcp\n")
-	echoOnce(t, dialT(t, "unix", sock), "inherited unix\n")
+	testnet.MustEcho(t, dialT(t, "tcp", tcpAddr), "inherited tcp\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "inherited unix\n")
 
 	// Remove echo-unix: its file stays, since it is not sluice's.
 	writeConfig(t, filepath.Dir(cfgPath), "shutdown: {drain_timeout: 2s}\nlisteners:\n"+tcpListener)
@@ -194,8 +196,8 @@ func TestSocketActivation(t *testing.T) {
 	if !p.waitLog("config reloaded", 20*time.Second, "added", "echo-unix") {
 		t.Fatalf("reload that adds echo-unix back failed; output:\n%s", p.output())
 	}
-	echoOnce(t, dialT(t, "unix", sock), "inherited again\n")
-	echoOnce(t, dialT(t, "tcp", tcpAddr), "tcp kept\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "inherited again\n")
+	testnet.MustEcho(t, dialT(t, "tcp", tcpAddr), "tcp kept\n")
 
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(30 * time.Second); code != 0 {

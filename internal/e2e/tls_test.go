@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/admintest"
 	"github.com/sluice-dev/sluice/internal/testcert"
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // tlsConfigText is a listener "t": tls with the Secret-style pair in dir
@@ -100,7 +101,7 @@ func TestTLSCertificateRotation(t *testing.T) {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-		tlsEcho(t, c, "before")
+		testnet.MustEcho(t, c, "before")
 		open = append(open, c)
 	}
 
@@ -133,7 +134,7 @@ func TestTLSCertificateRotation(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			for _, c := range open {
-				tlsEcho(t, c, fmt.Sprintf("after %s %d", sni, gen))
+				testnet.MustEcho(t, c, fmt.Sprintf("after %s %d", sni, gen))
 			}
 		}
 		if gen == 1 {
@@ -180,19 +181,5 @@ func TestTLSCertificateRotation(t *testing.T) {
 		if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
 			t.Errorf("after close_notify: %q, %v; want a clean end", rest, err)
 		}
-	}
-}
-
-func tlsEcho(t *testing.T, c *tls.Conn, msg string) {
-	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if string(buf) != msg {
-		t.Fatalf("echoed %q, want %q", buf, msg)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testbin"
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // Two builds told apart by their version stamp, built once for the
@@ -219,17 +220,7 @@ func echoShort(network, addr, msg string) error {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, msg); err != nil {
-		return err
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		return err
-	}
-	if string(buf) != msg {
-		return fmt.Errorf("echo: got %q, want %q", buf, msg)
-	}
-	return nil
+	return testnet.Echo(c, msg)
 }
 
 // held is a long-lived client echoing every 50 ms; it remembers when its

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // upgradeUnderLoad is the shared scenario: load and long-lived clients,
@@ -240,8 +242,8 @@ listeners:
 	if code := p.wait(20 * time.Second); code != 0 {
 		t.Fatalf("old process exited %d; output:\n%s", code, p.output())
 	}
-	echoOnce(t, dialT(t, "tcp", tcpAddr), "inherited tcp, new process\n")
-	echoOnce(t, dialT(t, "unix", sock), "inherited unix, new process\n")
+	testnet.MustEcho(t, dialT(t, "tcp", tcpAddr), "inherited tcp, new process\n")
+	testnet.MustEcho(t, dialT(t, "unix", sock), "inherited unix, new process\n")
 
 	if err := syscall.Kill(pids[0], syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@
 package testnet
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"sync"
@@ -86,4 +88,27 @@ func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
+}
+
+// Echo writes msg on c and reads as many bytes back, which must be msg.
+func Echo(c net.Conn, msg string) error {
+	if _, err := io.WriteString(c, msg); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return fmt.Errorf("read after %q: %w", msg, err)
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echo: got %q, want %q", buf, msg)
+	}
+	return nil
+}
+
+// MustEcho is Echo that fails t.
+func MustEcho(t testing.TB, c net.Conn, msg string) {
+	t.Helper()
+	if err := Echo(c, msg); err != nil {
+		t.Fatal(err)
+	}
 }

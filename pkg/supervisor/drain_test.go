@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
@@ -91,17 +92,6 @@ func (h *udpHarness) dialTag(name string, tagLen int) (net.Conn, string) {
 	return c, string(tag)
 }
 
-func mustEcho(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
-		t.Fatalf("echo: got %q, %v; want %q", buf, err, msg)
-	}
-}
-
 // status returns listener name's status entry.
 func (h *udpHarness) status(name string) (ListenerStatus, bool) {
 	for _, st := range h.s.Status() {
@@ -150,7 +140,7 @@ func TestReloadNeverCutsByDefault(t *testing.T) {
 	if tag != "d1" {
 		t.Fatalf("first chain: tag %q", tag)
 	}
-	mustEcho(t, old, "before")
+	testnet.MustEcho(t, old, "before")
 	h.apply(drainConfig("0s", "d2", false))
 	fresh, tag := h.dialTag("t", 2)
 	if tag != "d2" {
@@ -165,7 +155,7 @@ func TestReloadNeverCutsByDefault(t *testing.T) {
 
 	// Five times shutdown.drain_timeout: that bound is not the reload's.
 	time.Sleep(time.Second)
-	mustEcho(t, old, "still on the old chain")
+	testnet.MustEcho(t, old, "still on the old chain")
 	d1 := streamTags.last(t, "d1")
 	if d1.closed.Load() {
 		t.Fatal("old chain closed while a connection still uses it")
@@ -189,7 +179,7 @@ func TestReloadNeverCutsByDefault(t *testing.T) {
 	waitFor(t, "the retired chain's line", func() bool {
 		return h.logLine("[INFO]", "retired chain closed", "listener=t", "duration=", "connections_cut=0") != ""
 	})
-	mustEcho(t, fresh, "new chain untouched")
+	testnet.MustEcho(t, fresh, "new chain untouched")
 }
 
 // TestReloadDrainTimeoutCuts: with reload.drain_timeout set, connections
@@ -201,7 +191,7 @@ func TestReloadDrainTimeoutCuts(t *testing.T) {
 	var olds []net.Conn
 	for range 3 {
 		c, _ := h.dialTag("t", 2)
-		mustEcho(t, c, "x")
+		testnet.MustEcho(t, c, "x")
 		olds = append(olds, c)
 	}
 	reloaded := time.Now()
@@ -233,7 +223,7 @@ func TestReloadDrainTimeoutCuts(t *testing.T) {
 	waitFor(t, "the retired chain's line", func() bool {
 		return h.logLine("retired chain closed", "connections_cut=3") != ""
 	})
-	mustEcho(t, fresh, "the new chain's connection is not cut")
+	testnet.MustEcho(t, fresh, "the new chain's connection is not cut")
 }
 
 // TestLaterReloadBoundsEarlierChains: setting reload.drain_timeout applies
@@ -245,7 +235,7 @@ func TestLaterReloadBoundsEarlierChains(t *testing.T) {
 	h.apply(drainConfig("0s", "b2", false))
 	second, _ := h.dialTag("t", 2)
 	time.Sleep(300 * time.Millisecond)
-	mustEcho(t, first, "no bound yet")
+	testnet.MustEcho(t, first, "no bound yet")
 
 	h.apply(drainConfig("200ms", "b3", false))
 	if st, _ := h.status("t"); st.RetiredConnections > 2 {
@@ -261,7 +251,7 @@ func TestLaterReloadBoundsEarlierChains(t *testing.T) {
 	if tag != "b3" {
 		t.Fatalf("new connection on chain %q", tag)
 	}
-	mustEcho(t, third, "current chain serves")
+	testnet.MustEcho(t, third, "current chain serves")
 }
 
 // TestRemovedListenerLingers: a removed listener stops accepting, keeps
@@ -290,7 +280,7 @@ func TestRemovedListenerLingers(t *testing.T) {
 		t.Fatalf("sluice_retired_connections{listener=gone} = %v, want 1", g)
 	}
 	time.Sleep(500 * time.Millisecond)
-	mustEcho(t, c, "the removed listener's connection still works")
+	testnet.MustEcho(t, c, "the removed listener's connection still works")
 
 	_ = c.Close()
 	waitFor(t, "the removed listener to leave Status", func() bool {

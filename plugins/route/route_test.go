@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // sniConfig routes two names to two TLS upstreams, h2 to a third, with a
@@ -47,7 +49,7 @@ func TestSNIRoutesToEachUpstreamsCertificate(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("sni %q alpn %q: handshake with %q, want %q", tc.sni, tc.protos, got, tc.want)
 		}
-		echoes(t, c, "hello "+tc.sni)
+		testnet.MustEcho(t, c, "hello "+tc.sni)
 		_ = c.Close()
 	}
 	for route, n := range map[string]float64{"h2": 1, "1": 2, "2": 2, "default": 0, "closed": 0} {
@@ -76,20 +78,7 @@ func TestClientHelloFewBytesAtATime(t *testing.T) {
 	if got != "b.example.org" {
 		t.Fatalf("handshake with %q, want b.example.org", got)
 	}
-	echoes(t, c, "split hello")
-}
-
-// echoes sends msg and expects it back.
-func echoes(t testing.TB, c net.Conn, msg string) {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(wait))
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
-		t.Fatalf("echo: got %q, %v; want %q", buf, err, msg)
-	}
+	testnet.MustEcho(t, c, "split hello")
 }
 
 // roundTrip connects to addr from the local address from ("" any),

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -82,21 +81,6 @@ func mustDial(t *testing.T, addr string, cfg *tls.Config) *tls.Conn {
 		t.Fatalf("handshake: %v", err)
 	}
 	return c
-}
-
-// roundTrip writes msg and reads the same number of bytes back.
-func roundTrip(t *testing.T, c net.Conn, msg string) {
-	t.Helper()
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, buf); err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if string(buf) != msg {
-		t.Fatalf("echoed %q, want %q", buf, msg)
-	}
 }
 
 // served is the leaf certificate a handshake with sni gets, unverified.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testcert"
+	"github.com/sluice-dev/sluice/internal/testnet"
 	tlsterm "github.com/sluice-dev/sluice/plugins/tls"
 )
 
@@ -139,7 +140,7 @@ func TestRotation(t *testing.T) {
 			var open []*tls.Conn
 			for range 3 {
 				c := mustDial(t, f.addr, cfg)
-				roundTrip(t, c, "before")
+				testnet.MustEcho(t, c, "before")
 				open = append(open, c)
 			}
 			loadedBefore := loadedAt(t, f)
@@ -151,7 +152,7 @@ func TestRotation(t *testing.T) {
 					t.Errorf("generation %d served %s after the write", gen+1, took)
 				}
 				for i, c := range open {
-					roundTrip(t, c, "still here")
+					testnet.MustEcho(t, c, "still here")
 					if c.ConnectionState().PeerCertificates[0].SerialNumber.Cmp(first.Cert.SerialNumber) != 0 {
 						t.Errorf("open connection %d changed certificate", i)
 					}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/testcert"
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // TestRouteAfterTLS: a route behind tls matches the name the handshake
@@ -48,7 +49,7 @@ func TestRouteAfterTLS(t *testing.T) {
             upstreams: ["tcp://`+up.Addr().String()+`"]
 `)
 	b := mustDial(t, f.addr, &tls.Config{ServerName: "b.test", RootCAs: ca.Pool()})
-	roundTrip(t, b, "to b")
+	testnet.MustEcho(t, b, "to b")
 	_ = b.Close()
 
 	a := mustDial(t, f.addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool()})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testcert"
+	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
@@ -42,7 +43,7 @@ func TestSNIPicksCertificate(t *testing.T) {
 			if got := c.ConnectionState().PeerCertificates[0].DNSNames; !slices.Equal(got, []string{tc.want}) {
 				t.Fatalf("served %v, want %s", got, tc.want)
 			}
-			roundTrip(t, c, "hello "+tc.sni)
+			testnet.MustEcho(t, c, "hello "+tc.sni)
 		})
 	}
 	for _, sni := range []string{"", "unknown.test", "y.x.c.test"} {
@@ -67,7 +68,7 @@ func TestALPNAndAccessLog(t *testing.T) {
 	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
 		t.Fatalf("negotiated %q, want http/1.1", p)
 	}
-	roundTrip(t, c, "x")
+	testnet.MustEcho(t, c, "x")
 	_ = c.Close()
 	if _, err := dialTLS(t, f.addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool(), NextProtos: []string{"imap"}}); err == nil {
 		t.Error("a client offering only protocols not in alpn was served")
@@ -112,7 +113,7 @@ func TestOldVersionsRefused(t *testing.T) {
 			t.Errorf("%s: handshake succeeded, want it refused", tls.VersionName(tc.refused))
 		}
 		c := mustDial(t, f.addr, &tls.Config{RootCAs: ca.Pool(), ServerName: "a.test", MaxVersion: tc.accepted})
-		roundTrip(t, c, "ok")
+		testnet.MustEcho(t, c, "ok")
 		_ = c.Close()
 		f.WaitIdle("t")
 		if n := f.handshakes("error"); n != 1 {
@@ -148,7 +149,7 @@ func TestClientCA(t *testing.T) {
 		}
 	}
 	c := mustDial(t, f.addr, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool(), Certificates: clientCert(clients)})
-	roundTrip(t, c, "mutual")
+	testnet.MustEcho(t, c, "mutual")
 	_ = c.Close()
 	var subjects []any
 	for _, r := range f.accessLog() {
@@ -250,7 +251,7 @@ func TestUnixListener(t *testing.T) {
 	c := tls.Client(raw, &tls.Config{ServerName: "a.test", RootCAs: ca.Pool()})
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	roundTrip(t, c, "over a unix socket")
+	testnet.MustEcho(t, c, "over a unix socket")
 }
 
 // TestIdleTimeoutThroughTLS: the listener's idle_timeout ends a quiet
@@ -268,16 +269,16 @@ func TestIdleTimeoutThroughTLS(t *testing.T) {
 
 	busy := mustDial(t, addr, cfg)
 	quiet := mustDial(t, addr, cfg)
-	roundTrip(t, quiet, "then nothing")
+	testnet.MustEcho(t, quiet, "then nothing")
 	start := time.Now()
 	for time.Since(start) < 1500*time.Millisecond {
-		roundTrip(t, busy, "still busy")
+		testnet.MustEcho(t, busy, "still busy")
 		time.Sleep(100 * time.Millisecond)
 	}
 	if n, err := quiet.Read(make([]byte, 1)); err == nil || n != 0 {
 		t.Fatalf("the quiet connection read %d bytes, %v; want it closed", n, err)
 	}
-	roundTrip(t, busy, "busy to the end")
+	testnet.MustEcho(t, busy, "busy to the end")
 }
 
 // TestProxyHalfCloseThroughTLS: tls → proxy. The client's close_notify
