@@ -157,16 +157,8 @@ func (w *Watcher) follow(fw *fsnotify.Watcher) {
 func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher) error {
 	// The first call, for what changed before the watch was set up,
 	// comes after Debounce like any other: a change under way settles.
-	timer := time.NewTimer(Debounce)
-	defer timer.Stop()
-	first := time.Now()
-	schedule := func() {
-		now := time.Now()
-		if first.IsZero() {
-			first = now
-		}
-		timer.Reset(min(Debounce, first.Add(MaxDelay).Sub(now)))
-	}
+	burst := NewBurst(Debounce, MaxDelay, true)
+	defer burst.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -186,19 +178,19 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher) error {
 				delete(w.dirs, name)
 			}
 			if w.concerns(ev) {
-				schedule()
+				burst.Event()
 			}
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return errors.New("the file watcher stopped")
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				schedule() // ours may be among the dropped events
+				burst.Event() // ours may be among the dropped events
 				continue
 			}
 			return err
-		case <-timer.C:
-			first = time.Time{}
+		case <-burst.C():
+			burst.Fired()
 			// Watch where the paths lead now before the callback reads
 			// them, so that a write right after is not missed.
 			w.follow(fw)

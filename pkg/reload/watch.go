@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/pkg/config"
+	"github.com/sluice-dev/sluice/pkg/filewatch"
 )
 
 // Watch timing. A save is a burst of events (vim: rename, create, write,
@@ -177,22 +178,8 @@ func (w *Watcher) followTarget(fw *fsnotify.Watcher) {
 
 // loop handles events until ctx ends (nil) or the watch fails.
 func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, check bool) error {
-	timer := time.NewTimer(Debounce)
-	defer timer.Stop()
-	if !check {
-		timer.Stop()
-	}
-	var first time.Time // of the pending burst; zero: none pending
-	if check {
-		first = time.Now()
-	}
-	schedule := func() {
-		now := time.Now()
-		if first.IsZero() {
-			first = now
-		}
-		timer.Reset(min(Debounce, first.Add(MaxDelay).Sub(now)))
-	}
+	burst := filewatch.NewBurst(Debounce, MaxDelay, check)
+	defer burst.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -208,7 +195,7 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, check bool) er
 				delete(w.dirs, filepath.Clean(ev.Name))
 			}
 			if w.concerns(ev) {
-				schedule()
+				burst.Event()
 			}
 		case err, ok := <-fw.Errors:
 			if !ok {
@@ -217,12 +204,12 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, check bool) er
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				// The kernel dropped events, ours maybe among them.
 				w.log.Warn("config watch lost events; checking the file", "config", w.path)
-				schedule()
+				burst.Event()
 				continue
 			}
 			return err
-		case <-timer.C:
-			first = time.Time{}
+		case <-burst.C():
+			burst.Fired()
 			// Watch the directory of what the path resolves to now
 			// before the file is read: a write made as soon as this
 			// reload is logged (into a symlink's new target, say) must
@@ -232,7 +219,7 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher, check bool) er
 			if d := w.fire(ctx); d > 0 {
 				// A new event reschedules sooner; the backoff
 				// carries on if that reload fails the same way.
-				timer.Reset(d)
+				burst.After(d)
 			}
 		}
 	}
