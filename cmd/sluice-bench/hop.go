@@ -33,6 +33,13 @@ func (e *env) hopTargets(h hop, plainUp string, cfg sluiceConfig, startHAProxy f
 		return nil, false, err
 	}
 	ts = []*target{plain, s}
+	if e.o.compare != "" {
+		c, err := e.startSluiceOn(compareT, e.o.compare, compareT+".yaml", nil, cfg)
+		if err != nil {
+			return nil, false, err
+		}
+		ts = append(ts, c)
+	}
 	if !e.haveHAProxy() {
 		e.note("HAProxy %s comparison skipped: %q not found", h.haproxyNote, e.o.haproxy)
 		return ts, true, nil
@@ -44,11 +51,13 @@ func (e *env) hopTargets(h hop, plainUp string, cfg sluiceConfig, startHAProxy f
 	return append(ts, hp), true, nil
 }
 
-// ratios compare h.subject with the plain proxy and with HAProxy, to the
-// targets plain and haproxy (0: none).
+// ratios compare h.subject with the plain proxy, with HAProxy and with
+// the -compare build doing the same, to the targets plain and haproxy
+// (0: none).
 func (h hop) ratios(plain, haproxy float64) []ratioSpec {
 	return []ratioSpec{
 		{h.subject, []string{sluiceProxyT}, "plain sluice proxy", plain, 0},
 		{h.subject, []string{h.haproxy}, "HAProxy " + h.haproxyDoes, haproxy, 0},
+		{h.subject, []string{compareT}, "the -compare build", 0, 0},
 	}
 }

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"path/filepath"
@@ -202,4 +203,88 @@ func TestHealthChecksCarryNoHeader(t *testing.T) {
 			t.Fatal("the client connection never reached the upstream")
 		}
 	}
+}
+
+// TestProxyHeaderCarriesWaitingBytes: client bytes that are there when
+// the upstream connection is made go in the header's own write, so the
+// upstream's first read holds both; the bytes are counted once, and the
+// rest of the connection relays as usual.
+func TestProxyHeaderCarriesWaitingBytes(t *testing.T) {
+	first := make(chan []byte, 1)
+	segs := make(chan uint32, 1)
+	up := serve(t, listenTCP(t), func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		b := make([]byte, 4096)
+		n, _ := c.Read(b)
+		if s, ok := dataSegsIn(c); ok {
+			segs <- s
+		}
+		first <- b[:n]
+		echoConn(c)
+	})
+	h := newHarness(t)
+	h.Apply(`
+listeners:
+  - name: front
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: proxy_protocol
+        trusted: [127.0.0.1/32]
+      - handler: proxy
+        upstreams: [tcp://` + up.ln.Addr().String() + `]
+        send_proxy_protocol: v2
+`)
+	in, err := proxyproto.HeaderProxyFromAddrs(1, &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 4242}, &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 443}).Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", h.Addr("front"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	// One write: the proxy_protocol handler takes the header, and
+	// "hello" waits in the socket when the proxy connects.
+	if _, err := c.Write(append(in, "hello"...)); err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	select {
+	case b = <-first:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream read nothing")
+	}
+	r := bufio.NewReader(bytes.NewReader(b))
+	hd, err := proxyproto.Read(r)
+	if err != nil {
+		t.Fatalf("upstream's first read %q: %v", b, err)
+	}
+	if hd.Version != 2 || hd.SourceAddr.String() != "203.0.113.7:4242" {
+		t.Errorf("header v%d from %v, want v2 from 203.0.113.7:4242", hd.Version, hd.SourceAddr)
+	}
+	if rest, _ := io.ReadAll(r); string(rest) != "hello" {
+		t.Fatalf("upstream's first read had %q after the header, want hello in the same read", rest)
+	}
+	select {
+	case n := <-segs:
+		if n != 1 {
+			t.Errorf("the header and hello came in %d segments, want 1 (one write)", n)
+		}
+	default: // no TCP_INFO here
+	}
+	// The rest relays both ways: "hello" comes back (the upstream
+	// echoes after its first read), then more.
+	if _, err := io.WriteString(c, " again"); err != nil {
+		t.Fatal(err)
+	}
+	closeWrite(c)
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != " again" {
+		t.Fatalf("read back %q, %v; want the bytes after the first read", got, err)
+	}
+	// In counts the client's bytes after its PROXY header, the ones
+	// sent with sluice's header too, each once.
+	eventually(t, "11 bytes in counted", func() bool { return h.bytes("front", "in") == float64(len("hello again")) })
 }

@@ -51,13 +51,21 @@ const maxTries = 16
 // ServeStream connects to an upstream, trying the next one when a connect
 // fails, then relays bytes both ways until both sides are done.
 func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
-	up, u, err := h.dial(ctx, c)
+	var first firstBytes
+	defer first.release()
+	up, u, err := h.dial(ctx, c, &first)
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
 	u.opened()
 	defer u.closed()
 	defer up.Close()
+	if b := first.pending(); b != nil {
+		if _, err := up.Write(b); err != nil {
+			return fmt.Errorf("proxy: %s: client to upstream: write: %w", u.url, err)
+		}
+		first.delivered(c)
+	}
 	// relay counts the bytes, enforces the idle timeout and, between the
 	// sockets themselves, splices bulk data and runs the event loop; an
 	// upstream inside TLS is copied through a buffer.
@@ -71,14 +79,17 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 // accepts (and, with tls, completes a verified handshake) within
 // connect_timeout. Each failure is counted and marks the upstream down
 // for fail_timeout.
-func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream, error) {
+func (h *Handler) dial(ctx context.Context, c *chain.Conn, first *firstBytes) (net.Conn, *upstream, error) {
 	var buf [maxTries]*upstream
 	var nerr *noUpstreamError
 	for _, u := range h.pool.order(buf[:0]) {
-		conn, err := h.connect(ctx, u, c)
+		conn, err := h.connect(ctx, u, c, first)
 		if err == nil {
 			h.pool.succeeded(u)
 			return conn, u, nil
+		}
+		if ce := (*clientError)(nil); errors.As(err, &ce) {
+			return nil, nil, ce
 		}
 		if ctx.Err() != nil || fdbudget.IsShortage(err) {
 			// The listener is going away, or sluice is out of
@@ -108,7 +119,7 @@ func (h *Handler) dial(ctx context.Context, c *chain.Conn) (net.Conn, *upstream,
 // the PROXY header when send_proxy_protocol is set, and the TLS handshake
 // when tls is. The header goes first and in clear, as HAProxy's send-proxy
 // with ssl does: the upstream reads it before the TLS it terminates.
-func (h *Handler) connect(ctx context.Context, u *upstream, c *chain.Conn) (net.Conn, error) {
+func (h *Handler) connect(ctx context.Context, u *upstream, c *chain.Conn, first *firstBytes) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.ConnectTimeout)
 	defer cancel()
 	conn, err := h.dialer.DialContext(ctx, u.network, u.address)
@@ -117,7 +128,7 @@ func (h *Handler) connect(ctx context.Context, u *upstream, c *chain.Conn) (net.
 	}
 	if h.sendVersion != 0 {
 		deadline, _ := ctx.Deadline()
-		if err := h.writeProxyHeader(conn, c, deadline); err != nil {
+		if err := h.writeProxyHeader(conn, c, first, u.tls == nil, deadline); err != nil {
 			_ = conn.Close()
 			return nil, err
 		}
