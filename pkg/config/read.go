@@ -3,10 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"syscall"
+
+	"github.com/sluice-dev/sluice/internal/safefile"
 )
 
 // MaxSize is the largest config file sluice reads. Real configs are a few
@@ -16,66 +16,24 @@ const MaxSize = 4 << 20
 
 // Errors of a config file that is not one sluice will read.
 var (
-	ErrNotRegular = errors.New("not a regular file")
-	ErrTooLarge   = errors.New("config file too large")
+	ErrNotRegular = safefile.ErrNotRegular
+	// ErrTooLarge is a file over MaxSize; its message says "config file
+	// too large".
+	ErrTooLarge = safefile.ErrTooLarge
 	// ErrEmpty is a file with nothing in it but comments and whitespace.
 	ErrEmpty = errors.New("config file is empty")
 )
 
-// readError marks a failure while reading an opened file: an I/O error
-// that a later attempt may not meet.
-type readError struct{ err error }
-
-func (e *readError) Error() string { return e.err.Error() }
-func (e *readError) Unwrap() error { return e.err }
-
-// readFile reads the config at path, refusing anything but a regular file
-// of at most MaxSize bytes. The file is opened non-blocking, so that a FIFO
-// at the path does not block the open (and with it the reload, SIGTERM's
-// drain and sluice validate); a symlink to a regular file is fine, as
-// Kubernetes ConfigMaps are mounted that way.
+// readFile reads the config at path: a regular file (a symlink to one is
+// fine, as Kubernetes ConfigMaps are mounted that way) of at most MaxSize
+// bytes, opened so that a FIFO at the path does not block the reload,
+// SIGTERM's drain or sluice validate (internal/safefile).
 func readFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
+	data, err := safefile.Read(path, MaxSize)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("config file %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, &readError{err}
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, kindOf(fi.Mode()))
-	}
-	if fi.Size() > MaxSize {
-		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, fi.Size())
-	}
-	// The file may grow between the stat and the read: read one byte
-	// past the cap to tell.
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return nil, &readError{err}
-	}
-	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxSize)
-	}
-	return data, nil
-}
-
-func kindOf(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "not a regular file"
+	return data, err
 }
 
 // readMessage says why the file could not be read, in an operator's words.
@@ -101,7 +59,7 @@ func readMessage(err error) string {
 // tried again with the same file: descriptors or memory ran short, or a
 // read failed midway. The watcher retries those.
 func Transient(err error) bool {
-	var re *readError
+	var re *safefile.ReadError
 	if errors.As(err, &re) {
 		return true
 	}

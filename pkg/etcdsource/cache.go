@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-dev/sluice/internal/safefile"
 	"github.com/sluice-dev/sluice/pkg/config"
 )
 
@@ -84,7 +85,8 @@ func (c *Cache) Write(url string, doc Document) error {
 // Load reads and validates the cached document, for url. A cache of
 // another URL is refused: it is some other fleet's config.
 func (c *Cache) Load(url string) (*config.Config, Document, error) {
-	data, err := os.ReadFile(c.path)
+	// The cache holds a config and its header line.
+	data, err := safefile.ReadFile(c.path, config.MaxSize+4096)
 	if err != nil {
 		return nil, Document{}, err
 	}

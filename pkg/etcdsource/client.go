@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+
+	"github.com/sluice-dev/sluice/internal/safefile"
 )
 
 // Timeout bounds each request sluice makes to etcd (a get, a publish):
@@ -47,10 +48,13 @@ type Access struct {
 	Password string
 }
 
+// maxPasswordFile bounds a password file read: a password is a line.
+const maxPasswordFile = 64 << 10
+
 // ReadPasswordFile reads a password kept in a file (a systemd
 // credential, a Kubernetes secret), without its trailing newline.
 func ReadPasswordFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, maxPasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("etcd password file: %w", err)
 	}
@@ -97,7 +101,7 @@ func tlsConfig(a Access) (*tls.Config, error) {
 	if a.Cert == "" {
 		// TLSInfo.ClientConfig wants a certificate; a CA alone is a
 		// server-authenticated connection.
-		pem, err := os.ReadFile(a.CA)
+		pem, err := safefile.ReadFile(a.CA, safefile.MaxPEM)
 		if err != nil {
 			return nil, fmt.Errorf("etcd TLS: CA file: %w", err)
 		}
@@ -106,6 +110,17 @@ func tlsConfig(a Access) (*tls.Config, error) {
 			return nil, fmt.Errorf("etcd TLS: CA file %s: no PEM certificate in it", a.CA)
 		}
 		return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	}
+	// etcd's TLSInfo reads the files itself, with os.ReadFile: check
+	// first that each is one that can be read without hanging on a
+	// FIFO or reading a device without end.
+	for _, f := range []struct{ flag, path string }{{"--etcd-cert", a.Cert}, {"--etcd-key", a.Key}, {"--etcd-ca", a.CA}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := safefile.ReadFile(f.path, safefile.MaxPEM); err != nil {
+			return nil, fmt.Errorf("etcd TLS: %s: %w", f.flag, err)
+		}
 	}
 	tc, err := info.ClientConfig()
 	if err != nil {

@@ -3,21 +3,25 @@ package tlsterm
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/safefile"
 )
 
 // ExpiryWarning is how close to its expiry a certificate is worth a
 // warning at load and `expiring: true` in /status.
 const ExpiryWarning = 7 * 24 * time.Hour
 
-// readFile reads a certificate or key file. Tests of the documentation's
+// readFile reads a certificate or key file: a regular file of at most
+// safefile.MaxPEM bytes, so that a wrong path (a FIFO, /dev/zero) can
+// neither hang a reload nor exhaust memory. Tests of the documentation's
 // examples replace it (see UseFiles), so that the examples can name the
 // paths an operator would use.
-var readFile = os.ReadFile
+var readFile = readPEM
+
+func readPEM(path string) ([]byte, error) { return safefile.ReadFile(path, safefile.MaxPEM) }
 
 // pair is one loaded certificate with what is shown of it.
 type pair struct {
@@ -114,7 +118,8 @@ func pick(pairs []*pair, sni string) *pair {
 	return pairs[0]
 }
 
-// loadCA reads a PEM bundle of CA certificates.
+// loadCA reads a PEM bundle of CA certificates. Its errors name the
+// file.
 func loadCA(file string) (*x509.CertPool, error) {
 	data, err := readFile(file)
 	if err != nil {
@@ -122,7 +127,7 @@ func loadCA(file string) (*x509.CertPool, error) {
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(data) {
-		return nil, errors.New("no PEM certificate in it")
+		return nil, fmt.Errorf("%s: no PEM certificate in it", file)
 	}
 	return pool, nil
 }

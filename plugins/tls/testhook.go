@@ -1,12 +1,10 @@
 package tlsterm
 
-import "os"
-
 // UseFiles makes the handler read certificate, key and CA files through
 // read instead of from the disk, until restore is called. It is for tests
 // that load documentation examples naming the paths an operator would
 // use (/etc/sluice/tls/...). Not safe while handlers load.
 func UseFiles(read func(name string) ([]byte, error)) (restore func()) {
 	readFile = read
-	return func() { readFile = os.ReadFile }
+	return func() { readFile = readPEM }
 }

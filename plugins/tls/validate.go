@@ -61,7 +61,7 @@ func (h *Handler) Validate() error {
 	if h.ClientCA != "" {
 		pool, err := loadCA(h.ClientCA)
 		if err != nil {
-			add("client_ca", "%s: %v", h.ClientCA, err)
+			add("client_ca", "%v", err)
 		}
 		h.clientCAs = pool
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,10 @@ func TestValidate(t *testing.T) {
 	garbage := filepath.Join(dir, "garbage.pem")
 	testcert.WriteFile(t, garbage, []byte("not a certificate\n"))
 	missing := filepath.Join(dir, "missing.pem")
+	fifo := filepath.Join(dir, "fifo.pem")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -43,6 +48,15 @@ func TestValidate(t *testing.T) {
 				"client_ca: " + garbage + ": no PEM certificate in it",
 				"handshake_timeout: must be > 0",
 				"alpn[0]: a protocol name is 1 to 255 bytes",
+			}},
+		// A wrong path can neither hang a reload (a FIFO's open blocks
+		// until a writer comes) nor exhaust memory (/dev/zero never
+		// ends): neither is read.
+		{"a FIFO and a device", certOpts(fifo, aKey, aCert, "/dev/zero") + "        client_ca: /dev/zero\n",
+			[]string{
+				"certificates[0].cert: " + fifo + ": not a regular file (a named pipe)",
+				"certificates[1].key: /dev/zero: not a regular file (a character device)",
+				"client_ca: /dev/zero: not a regular file (a character device)",
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
