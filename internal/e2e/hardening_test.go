@@ -219,6 +219,46 @@ func TestReloadRefusesFIFO(t *testing.T) {
 	}
 }
 
+// TestReloadRefusesCertificateDevice: a reload whose tls handler names
+// /dev/zero as its certificate and a FIFO as its key fails as an
+// ordinary reload, and an open connection keeps working. Before, the
+// certificate was read with os.ReadFile: the read never ended, and the
+// process died out of memory with every connection.
+func TestReloadRefusesCertificateDevice(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	path := writeConfig(t, dir, echoConfig(sock, ""))
+	p := startSluice(t, path)
+	c := dialT(t, "tcp", p.addr("echo-tcp"))
+	testnet.MustEcho(t, c, "before\n")
+	fifo := filepath.Join(dir, "key.pem")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, dir, echoConfig(sock, `
+  - name: tls
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: tls
+        certificates:
+          - {cert: /dev/zero, key: /dev/zero}
+          - {cert: /dev/zero, key: `+fifo+`}
+      - handler: echo`))
+	p.signal(syscall.SIGHUP)
+	if !p.waitLog("config reload failed", 10*time.Second) {
+		t.Fatalf("no failed reload; output:\n%s", p.output())
+	}
+	if r := p.find("config reload failed"); !strings.Contains(fmt.Sprint(r["error"]), "certificates[0].cert: /dev/zero: not a regular file (a character device)") {
+		t.Errorf("failure does not say why: %v", r)
+	}
+	testnet.MustEcho(t, c, "after\n")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
 // TestEmptyFileOnSIGHUPFails: a file of only comments is not a config
 // that stops everything: SIGHUP on it is a failed reload that names the
 // cause, and the listeners keep serving.
