@@ -29,6 +29,10 @@ const Name = "route"
 const (
 	DefaultTimeout  = 3 * time.Second
 	DefaultMaxBytes = 16 << 10
+	// MaxMaxBytes bounds max_bytes: every connection may buffer that
+	// much while the route decides, and a ClientHello or an HTTP
+	// request head fits in a few KiB.
+	MaxMaxBytes = 1 << 20
 )
 
 func init() {

@@ -23,8 +23,11 @@ func (h *Handler) Validate() error {
 	if h.Timeout < 0 {
 		add("timeout", "must not be negative (omit it for the default, %s)", DefaultTimeout)
 	}
-	if h.MaxBytes < 0 {
+	switch {
+	case h.MaxBytes < 0:
 		add("max_bytes", "must not be negative (omit it for the default, 16KiB)")
+	case h.MaxBytes > MaxMaxBytes:
+		add("max_bytes", "%s is too large: at most 1MiB, which each connection may hold while the route decides", h.MaxBytes)
 	}
 	if len(h.Routes) == 0 && len(h.Default) == 0 {
 		add("routes", "required: at least one route, or a default")

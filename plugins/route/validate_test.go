@@ -59,3 +59,26 @@ func TestValidateNestedKeyPaths(t *testing.T) {
 		t.Errorf("%d errors, want 12:\n%s", n, got)
 	}
 }
+
+// max_bytes is what each connection may buffer: bounded, so that a typo
+// (1GiB for 1KiB) cannot let every client make sluice hold a gigabyte.
+func TestValidateMaxBytes(t *testing.T) {
+	for size, want := range map[string]string{
+		"-1":    "max_bytes: byte size -1 is negative",
+		"2MiB":  "max_bytes: 2.0 MiB is too large: at most 1MiB",
+		"1GiB":  "max_bytes: 1.0 GiB is too large",
+		"1MiB":  "",
+		"16KiB": "",
+	} {
+		_, err := config.Parse("c.yaml", []byte(routeConfig(withLog, `
+        max_bytes: `+size+`
+        default: [{handler: echo}]
+`)))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("max_bytes %s refused: %v", size, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("max_bytes %s: %v; want %q", size, err, want)
+		}
+	}
+}
