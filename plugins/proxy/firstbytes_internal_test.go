@@ -31,7 +31,7 @@ func TestFirstBytesCarriedToTheNextUpstream(t *testing.T) {
 	}
 	// Let "hello" reach front's socket: ReadWaiting takes only what is
 	// there.
-	for i := 0; i < 1000; i++ {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		if n, _ := peekLen(front); n == 5 {
 			break
 		}
