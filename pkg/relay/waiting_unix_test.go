@@ -32,7 +32,7 @@ func TestReadWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []byte
-	for i := 0; len(got) < 5 && i < 1000; i++ {
+	for deadline := time.Now().Add(10 * time.Second); len(got) < 5 && time.Now().Before(deadline); {
 		n, ok, err := ReadWaiting(sv, buf)
 		if !ok || err != nil {
 			t.Fatalf("read: %v, %v", ok, err)
