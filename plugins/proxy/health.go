@@ -33,6 +33,15 @@ const (
 	DefaultCheckTimeout  = time.Second
 	DefaultRise          = 2
 	DefaultFall          = 3
+
+	// MinCheckInterval is the shortest interval accepted: checks are
+	// connects, and an upstream checked more often than ten times a
+	// second is a load on it and on sluice, not a faster verdict.
+	MinCheckInterval = 100 * time.Millisecond
+	// MaxCheckBytes bounds send and expect: a probe holds a buffer of
+	// expect's size, and a banner or a health request is a few dozen
+	// bytes.
+	MaxCheckBytes = 4096
 )
 
 // withDefaults fills in what was omitted. HealthCheck is comparable, so
