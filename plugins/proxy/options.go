@@ -67,6 +67,8 @@ func (h *Handler) Validate() error {
 		case *ka > 0 && *ka < time.Second:
 			// The kernel counts keepalive in whole seconds.
 			add("tcp_keepalive", "must be at least 1s, or 0 to turn keepalive off")
+		case *ka > listener.MaxKeepAlive:
+			add("tcp_keepalive", "%s is too long: the kernel takes at most %s (32767s)", ka, listener.MaxKeepAlive)
 		}
 	}
 	switch h.SendProxyProtocol {

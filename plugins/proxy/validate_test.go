@@ -61,6 +61,10 @@ func TestValidation(t *testing.T) {
         health_check: {send: "` + strings.Repeat("s", 4097) + `", expect: "` + strings.Repeat("e", 5000) + `"}`, []string{
 			`listeners[0].chain[0] (proxy): health_check.send: is 4097 bytes long; at most 4096`,
 			`listeners[0].chain[0] (proxy): health_check.expect: is 5000 bytes long; at most 4096`}},
+		{"tcp_keepalive past the kernel's limit", "tcp", `
+        upstreams: [tcp://127.0.0.1:1]
+        tcp_keepalive: 32768s`, []string{
+			`listeners[0].chain[0] (proxy): tcp_keepalive: 9h6m8s is too long: the kernel takes at most 9h6m7s (32767s)`}},
 		{"bare number", "tcp", `
         upstreams: [tcp://127.0.0.1:1]
         fail_timeout: 5`, []string{
