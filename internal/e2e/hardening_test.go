@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -389,6 +390,56 @@ func TestReloadRefusesHealthCheckStorm(t *testing.T) {
 		}
 		testnet.MustEcho(t, c, "after\n")
 	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestReloadNotHeldByHealthCheck: a reload that removes an upstream whose
+// health check is waiting for its reply (expect, within a timeout of an
+// hour) completes at once, the next reload too, and SIGTERM exits.
+// Before, the reload waited for the probe to time out, and everything
+// after it with it.
+func TestReloadNotHeldByHealthCheck(t *testing.T) {
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mute.Close() })
+	probed := make(chan net.Conn, 1)
+	go func() {
+		c, err := mute.Accept() // and never answer
+		if err == nil {
+			probed <- c
+		}
+	}()
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	checked := echoConfig(sock, fmt.Sprintf(`
+  - name: checked
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: proxy
+        upstreams: [tcp://%s]
+        health_check: {interval: 100ms, timeout: 1h, expect: PONG}`, mute.Addr()))
+	p := startSluice(t, writeConfig(t, dir, checked))
+	select {
+	case c := <-probed:
+		t.Cleanup(func() { _ = c.Close() })
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no health check reached the upstream; output:\n%s", p.output())
+	}
+	plain := echoConfig(sock, "")
+	writeConfig(t, dir, plain)
+	p.signal(syscall.SIGHUP)
+	p.mustLog("config reloaded", map[string]any{"removed": "checked"}, 10*time.Second)
+	again := echoConfig(sock, "\n  - {name: extra, network: tcp, address: 127.0.0.1:0, chain: [{handler: echo}]}")
+	writeConfig(t, dir, again)
+	p.signal(syscall.SIGHUP)
+	p.mustLog("config reloaded", map[string]any{"added": "extra"}, 10*time.Second)
+	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(15 * time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
