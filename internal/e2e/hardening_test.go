@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -348,4 +349,99 @@ func umaskOf(t *testing.T) uint32 {
 	}
 	t.Skip("no Umask line in /proc/self/status")
 	return 0
+}
+
+// TestReloadRefusesHealthCheckStorm: a proxy's health_check with an
+// interval of 1ns, or an expect of megabytes, is a failed reload naming
+// the key, and sluice keeps serving. Before, both reloaded: 1ns made
+// each upstream's checker a busy loop of connects (100 upstreams took
+// both CPUs), and a 2 MB expect on 500 upstreams held 2.5 GB.
+func TestReloadRefusesHealthCheckStorm(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	path := writeConfig(t, dir, echoConfig(sock, ""))
+	p := startSluice(t, path)
+	c := dialT(t, "tcp", p.addr("echo-tcp"))
+	testnet.MustEcho(t, c, "before\n")
+	for _, tc := range []struct{ check, want string }{
+		{"{interval: 1ns}", "listeners[1].chain[0] (proxy): health_check.interval: must be at least 100ms"},
+		{`{expect: "` + strings.Repeat("x", 1<<20) + `"}`, "listeners[1].chain[0] (proxy): health_check.expect: is 1048576 bytes long; at most 4096"},
+	} {
+		before := p.count("config reload failed")
+		writeConfig(t, dir, echoConfig(sock, `
+  - name: checked
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: proxy
+        upstreams: [tcp://127.0.0.1:1, tcp://127.0.0.1:2]
+        health_check: `+tc.check))
+		p.signal(syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for p.count("config reload failed") == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("no failed reload; output:\n%s", p.output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		failed := p.logs.filter("config reload failed", func(map[string]any) bool { return true })
+		if r := failed[len(failed)-1]; !strings.Contains(fmt.Sprint(r["error"]), tc.want) {
+			t.Errorf("failure does not say why: want %q in %.300v", tc.want, r)
+		}
+		testnet.MustEcho(t, c, "after\n")
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestReloadNotHeldByHealthCheck: a reload that removes an upstream whose
+// health check is waiting for its reply (expect, within a timeout of an
+// hour) completes at once, the next reload too, and SIGTERM exits.
+// Before, the reload waited for the probe to time out, and everything
+// after it with it.
+func TestReloadNotHeldByHealthCheck(t *testing.T) {
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mute.Close() })
+	probed := make(chan net.Conn, 1)
+	go func() {
+		c, err := mute.Accept() // and never answer
+		if err == nil {
+			probed <- c
+		}
+	}()
+	dir := t.TempDir()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	checked := echoConfig(sock, fmt.Sprintf(`
+  - name: checked
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: proxy
+        upstreams: [tcp://%s]
+        health_check: {interval: 100ms, timeout: 1h, expect: PONG}`, mute.Addr()))
+	p := startSluice(t, writeConfig(t, dir, checked))
+	select {
+	case c := <-probed:
+		t.Cleanup(func() { _ = c.Close() })
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no health check reached the upstream; output:\n%s", p.output())
+	}
+	plain := echoConfig(sock, "")
+	writeConfig(t, dir, plain)
+	p.signal(syscall.SIGHUP)
+	p.mustLog("config reloaded", map[string]any{"removed": "checked"}, 10*time.Second)
+	again := echoConfig(sock, "\n  - {name: extra, network: tcp, address: 127.0.0.1:0, chain: [{handler: echo}]}")
+	writeConfig(t, dir, again)
+	p.signal(syscall.SIGHUP)
+	p.mustLog("config reloaded", map[string]any{"added": "extra"}, 10*time.Second)
+	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", code)
+	}
 }

@@ -230,6 +230,7 @@ func TestValidationErrors(t *testing.T) {
 		{"wrong type", with(append([]string{"idle_timeout: [1]"}, chainOK...)...), []string{`listeners[0].idle_timeout: `}},
 		{"negative keepalive", with(append([]string{"tcp_keepalive: -1s"}, chainOK...)...), []string{`listeners[0].tcp_keepalive: must not be negative (0 turns keepalive off)`}},
 		{"sub-second keepalive", with(append([]string{"tcp_keepalive: 200ms"}, chainOK...)...), []string{`listeners[0].tcp_keepalive: must be at least 1s, or 0 to turn keepalive off`}},
+		{"keepalive past the kernel's limit", with(append([]string{"tcp_keepalive: 10h"}, chainOK...)...), []string{`listeners[0].tcp_keepalive: 10h0m0s is too long: the kernel takes at most 9h6m7s (32767s)`}},
 		{"keepalive on unix", listener("name: u", "network: unix", "address: /tmp/x.sock", "tcp_keepalive: 10s", chainOK[0], chainOK[1]), []string{`listeners[0].tcp_keepalive: only applies to tcp listeners`}},
 		{"socket on tcp", with(append([]string{"socket:", "  mode: \"0600\""}, chainOK...)...), []string{`listeners[0].socket: only applies to unix listeners`}},
 		{"bad mode", listener("name: u", "network: unix", "address: /tmp/x.sock", "socket:", "  mode: \"999\"", chainOK[0], chainOK[1]), []string{`listeners[0].socket.mode: invalid mode "999"`}},

@@ -111,6 +111,8 @@ func (v *validator) listener(key string, l *Listener) {
 		case *ka > 0 && *ka < time.Second:
 			// The kernel counts keepalive in whole seconds.
 			v.add(key+".tcp_keepalive", "must be at least 1s, or 0 to turn keepalive off")
+		case *ka > listener.MaxKeepAlive:
+			v.add(key+".tcp_keepalive", "%s is too long: the kernel takes at most %s (32767s)", ka, listener.MaxKeepAlive)
 		}
 	}
 	if l.Socket.Mode != "" {

@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/pkg/config"
 )
 
 const doc1 = `listeners:
@@ -69,5 +73,39 @@ func TestDefaultCachePath(t *testing.T) {
 	t.Setenv("STATE_DIRECTORY", "")
 	if got := DefaultCachePath(); got != "/var/lib/sluice/last-good.yaml" {
 		t.Errorf("without STATE_DIRECTORY: %s", got)
+	}
+}
+
+// TestDocumentSizeBound: a document over config.MaxSize is refused as a
+// file that size is, and one at the limit round-trips through the cache.
+// Before, a 5 MB document from etcd was applied and cached, and the next
+// start with etcd down refused the cache as too large.
+func TestDocumentSizeBound(t *testing.T) {
+	const url = "etcd://127.0.0.1:2379/sluice/config.yaml"
+	src := New(Target{URL: url, Key: "/sluice/config.yaml"}, nil, nil, hclog.NewNullLogger())
+	pad := func(n int) []byte {
+		b := []byte(doc1)
+		for len(b) < n-6 {
+			b = append(b, "# pad\n"...)
+		}
+		return append(b, strings.Repeat("#", n-len(b)-1)+"\n"...)
+	}
+	_, err := src.Parse(pad(config.MaxSize + 1))
+	if want := url + ": cannot read config: config document too large: 4194305 bytes; the limit is 4 MiB"; err == nil || err.Error() != want {
+		t.Errorf("document of MaxSize+1 bytes: %v, want %q", err, want)
+	}
+	at := pad(config.MaxSize)
+	if len(at) != config.MaxSize {
+		t.Fatalf("padded to %d bytes", len(at))
+	}
+	if _, err := src.Parse(at); err != nil {
+		t.Fatalf("document of MaxSize bytes: %v", err)
+	}
+	c := NewCache(filepath.Join(t.TempDir(), "last-good.yaml"))
+	if err := c.Write(url, Document{Data: at, Revision: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, doc, err := c.Load(url); err != nil || doc.Revision != 3 {
+		t.Errorf("cache of a document at the limit: revision %d, %v", doc.Revision, err)
 	}
 }

@@ -89,8 +89,15 @@ func (s *Source) Get(ctx context.Context) (doc Document, header int64, err error
 
 // Parse reads data as the config document, through the same parser and
 // validator as a file's, errors naming the URL where a file's would name
-// the file.
+// the file. A document over config.MaxSize is refused as a file that size
+// is: etcd takes values as large as its --max-request-bytes, and one that
+// sluice applied was written to the cache, which the next start, with
+// etcd down, then refused to read.
 func (s *Source) Parse(data []byte) (*config.Config, error) {
+	if len(data) > config.MaxSize {
+		err := fmt.Errorf("config document %w: %d bytes", config.ErrTooLarge, len(data))
+		return nil, config.Errors{{File: s.target.URL, Msg: fmt.Sprintf("cannot read config: %v; the limit is 4 MiB", err), Err: err}}
+	}
 	return config.Parse(s.target.URL, data)
 }
 

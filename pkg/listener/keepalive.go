@@ -13,6 +13,12 @@ import (
 // own defaults, which sluice had before the option existed.
 const DefaultKeepAlive = 15 * time.Second
 
+// MaxKeepAlive is the longest tcp_keepalive: Linux takes at most 32767
+// seconds for the idle time and the interval between probes
+// (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL) and refuses more with EINVAL,
+// which left a connection with the kernel's default of two hours.
+const MaxKeepAlive = 32767 * time.Second
+
 // keepAliveProbes is how many unanswered probes end a connection.
 const keepAliveProbes = 9
 

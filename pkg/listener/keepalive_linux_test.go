@@ -85,3 +85,23 @@ func TestKeepAliveFreshAndFromFile(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxKeepAlive: the kernel takes MaxKeepAlive and refuses a second
+// more, which config validation therefore refuses too.
+func TestMaxKeepAlive(t *testing.T) {
+	ln, err := ListenStream(t.Context(), Spec{Name: "k", Network: "tcp", Address: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	c := acceptOne(t, ln)
+	if err := SetKeepAlive(c, MaxKeepAlive, false); err != nil {
+		t.Fatalf("SetKeepAlive(%v): %v", MaxKeepAlive, err)
+	}
+	if _, idle := keepAlive(t, c); idle != int(MaxKeepAlive/time.Second) {
+		t.Errorf("TCP_KEEPIDLE = %d, want %d", idle, int(MaxKeepAlive/time.Second))
+	}
+	if err := SetKeepAlive(c, MaxKeepAlive+time.Second, false); err == nil {
+		t.Errorf("SetKeepAlive(%v) succeeded; MaxKeepAlive is not the kernel's limit", MaxKeepAlive+time.Second)
+	}
+}

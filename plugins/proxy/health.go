@@ -33,6 +33,15 @@ const (
 	DefaultCheckTimeout  = time.Second
 	DefaultRise          = 2
 	DefaultFall          = 3
+
+	// MinCheckInterval is the shortest interval accepted: checks are
+	// connects, and an upstream checked more often than ten times a
+	// second is a load on it and on sluice, not a faster verdict.
+	MinCheckInterval = 100 * time.Millisecond
+	// MaxCheckBytes bounds send and expect: a probe holds a buffer of
+	// expect's size, and a banner or a health request is a few dozen
+	// bytes.
+	MaxCheckBytes = 4096
 )
 
 // withDefaults fills in what was omitted. HealthCheck is comparable, so
@@ -91,21 +100,28 @@ type checker struct {
 	lastCheck time.Time
 	lastError string // "" after a success
 
-	stop chan struct{}
-	done chan struct{}
+	// ctx ends when close begins: a probe in progress ends with it
+	// rather than after up to health_check.timeout (at most a year),
+	// which held the reload that removed the upstream, every reload
+	// after it, and the drain at SIGTERM.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func newChecker(t target, tlsCfg *tls.Config, opts HealthCheck, log hclog.Logger, gauge prometheus.Gauge) *checker {
 	c := &checker{target: t, tls: tlsCfg, opts: opts, log: log, gauge: gauge, state: StateUnchecked,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	gauge.Set(1) // unchecked upstreams take connections
 	go c.run()
 	return c
 }
 
-// close stops the checks and waits for the goroutine to end.
+// close stops the checks, a probe in progress included, and waits for
+// the goroutine to end.
 func (c *checker) close() {
-	close(c.stop)
+	c.cancel()
 	<-c.done
 }
 
@@ -118,13 +134,16 @@ func (c *checker) run() {
 	defer t.Stop()
 	for {
 		select {
-		case <-c.stop:
+		case <-c.ctx.Done():
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+		ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 		err := c.probe(ctx)
 		cancel()
+		if c.ctx.Err() != nil {
+			return // closed mid-probe: its failure says nothing of the upstream
+		}
 		c.record(err, time.Now())
 		jitter := time.Duration(rand.Int64N(int64(c.opts.Interval)/5+1)) - c.opts.Interval/10
 		t.Reset(c.opts.Interval + jitter)
@@ -165,6 +184,8 @@ func (c *checker) probe(ctx context.Context) error {
 	defer conn.Close()
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
+	// The deadline bounds the probe; close ends it sooner.
+	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })()
 	if c.opts.Send != "" {
 		if _, err := io.WriteString(conn, c.opts.Send); err != nil {
 			return fmt.Errorf("sending: %w", err)

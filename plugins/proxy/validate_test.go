@@ -52,6 +52,19 @@ func TestValidation(t *testing.T) {
         upstreams: [udp://127.0.0.1:53]
         send_proxy_protocol: v2`, []string{
 			`listeners[0].chain[0] (proxy): send_proxy_protocol: is for stream listeners (tcp, unix)`}},
+		{"health_check interval too short", "tcp", `
+        upstreams: [tcp://127.0.0.1:1]
+        health_check: {interval: 1ns}`, []string{
+			`listeners[0].chain[0] (proxy): health_check.interval: must be at least 100ms (omit it for the default, 2s)`}},
+		{"health_check send and expect too long", "tcp", `
+        upstreams: [tcp://127.0.0.1:1]
+        health_check: {send: "` + strings.Repeat("s", 4097) + `", expect: "` + strings.Repeat("e", 5000) + `"}`, []string{
+			`listeners[0].chain[0] (proxy): health_check.send: is 4097 bytes long; at most 4096`,
+			`listeners[0].chain[0] (proxy): health_check.expect: is 5000 bytes long; at most 4096`}},
+		{"tcp_keepalive past the kernel's limit", "tcp", `
+        upstreams: [tcp://127.0.0.1:1]
+        tcp_keepalive: 32768s`, []string{
+			`listeners[0].chain[0] (proxy): tcp_keepalive: 9h6m8s is too long: the kernel takes at most 9h6m7s (32767s)`}},
 		{"bare number", "tcp", `
         upstreams: [tcp://127.0.0.1:1]
         fail_timeout: 5`, []string{
@@ -92,6 +105,24 @@ listeners:
         balance: random
         connect_timeout: 1s
         fail_timeout: 1m
+`
+	if _, err := config.Parse("test.yaml", []byte(yaml)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHealthCheckBounds: the shortest interval and the longest send and
+// expect are accepted.
+func TestHealthCheckBounds(t *testing.T) {
+	yaml := `
+listeners:
+  - name: front
+    network: tcp
+    address: 127.0.0.1:7000
+    chain:
+      - handler: proxy
+        upstreams: [tcp://127.0.0.1:1]
+        health_check: {interval: 100ms, send: "` + strings.Repeat("s", 4096) + `", expect: "` + strings.Repeat("e", 4096) + `"}
 `
 	if _, err := config.Parse("test.yaml", []byte(yaml)); err != nil {
 		t.Fatal(err)
