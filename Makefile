@@ -52,10 +52,11 @@ FUZZTIME ?= 30s
 ROUTE_FUZZTIME ?= 5s
 
 .PHONY: fuzz
-fuzz: ## fuzz config loading (FUZZTIME, default 30s) and the route parsers (ROUTE_FUZZTIME, 5s each)
+fuzz: ## fuzz config loading (FUZZTIME, default 30s), the route parsers and the PROXY header framing (ROUTE_FUZZTIME, 5s each)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -timeout 10m ./internal/configfuzz/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHello$$' -fuzztime $(ROUTE_FUZZTIME) -timeout 10m ./plugins/route/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseHost$$' -fuzztime $(ROUTE_FUZZTIME) -timeout 10m ./plugins/route/
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(ROUTE_FUZZTIME) -timeout 10m ./plugins/proxy_protocol/
 
 .PHONY: clean
 clean: ## remove build output

@@ -150,7 +150,12 @@ func (c *checker) run() {
 	}
 }
 
-// errExpect is a check whose reply did not contain expect in time.
+// maxCheckReply is how much of a reply a check reads for expect, as
+// HAProxy's tcp-check reads one buffer.
+const maxCheckReply = 64 << 10
+
+// errExpect is a check whose reply did not contain expect in time, or
+// in its first maxCheckReply bytes.
 var errExpect = errors.New("reply does not contain the expected bytes")
 
 // checkTLS is the config health checks use for an upstream: the
@@ -196,9 +201,15 @@ func (c *checker) probe(ctx context.Context) error {
 	}
 	want := []byte(c.opts.Expect)
 	buf := make([]byte, 0, 4096+len(want))
+	read := 0
 	for {
 		if bytes.Contains(buf, want) {
 			return nil
+		}
+		if read >= maxCheckReply {
+			// An upstream that streams without end would otherwise be
+			// read at full speed until timeout, every interval.
+			return fmt.Errorf("%w in the first %d bytes of the reply", errExpect, read)
 		}
 		if len(buf) == cap(buf) {
 			// Keep the tail that may hold the start of expect.
@@ -206,6 +217,7 @@ func (c *checker) probe(ctx context.Context) error {
 		}
 		n, err := conn.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		read += n
 		if err != nil && !bytes.Contains(buf, want) {
 			return fmt.Errorf("%w: %w", errExpect, err)
 		}

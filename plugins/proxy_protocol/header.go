@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -25,6 +26,11 @@ const (
 	v2Fixed  = 16
 	firstBuf = 512 // a v1 line, a v2 header with a few TLVs, and some data
 )
+
+// errTooLong is a v1 line with no end within 107 bytes, or a v2 header
+// announcing more than go-proxyproto accepts.
+var errTooLong = fmt.Errorf("header too long (v1: more than %d bytes, v2: more than %d bytes after the first %d)",
+	maxV1, proxyproto.MaxV2HeaderSize, v2Fixed)
 
 // outcome is what reading the start of a connection found.
 type outcome int
@@ -69,7 +75,7 @@ func readHeader(conn net.Conn, deadline time.Time) readResult {
 		case done && n == 0:
 			return readResult{outcome: noHeader, rest: buf, start: buf}
 		case done && n < 0:
-			return readResult{outcome: bad, err: errors.New("v1 header longer than 107 bytes")}
+			return readResult{outcome: bad, err: errTooLong}
 		case done:
 			return parse(buf, n)
 		case n > cap(buf):
@@ -87,7 +93,7 @@ func readHeader(conn net.Conn, deadline time.Time) readResult {
 
 // frame looks at the bytes read so far. done with n == 0: no header (the
 // bytes are not a signature); done with n > 0: a complete header of n
-// bytes; done with n < 0: a v1 line too long. Not done: more bytes are
+// bytes; done with n < 0: a header too long (errTooLong). Not done: more bytes are
 // needed, n being the buffer size the header needs (0: not known yet).
 func frame(b []byte) (n int, done bool) {
 	switch {
@@ -103,7 +109,14 @@ func frame(b []byte) (n int, done bool) {
 		if len(b) < v2Fixed {
 			return 0, false
 		}
-		total := v2Fixed + int(binary.BigEndian.Uint16(b[14:16]))
+		length := binary.BigEndian.Uint16(b[14:16])
+		if length > proxyproto.MaxV2HeaderSize {
+			// go-proxyproto refuses it once read: refuse it now, rather
+			// than hold up to 64 KiB for each peer, trusted or not, that
+			// announces a length and stalls.
+			return -1, true
+		}
+		total := v2Fixed + int(length)
 		if len(b) >= total {
 			return total, true
 		}

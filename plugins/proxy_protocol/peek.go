@@ -1,7 +1,6 @@
 package proxyprotocol
 
 import (
-	"errors"
 	"io"
 	"net"
 	"time"
@@ -41,7 +40,7 @@ func peekHeader(conn net.Conn, deadline time.Time) (res readResult, ok bool) {
 	case hl == 0:
 		return readResult{outcome: noHeader, start: seen}, true
 	case hl < 0:
-		return readResult{outcome: bad, start: seen, err: errors.New("v1 header longer than 107 bytes")}, true
+		return readResult{outcome: bad, start: seen, err: errTooLong}, true
 	}
 	// The header is there in full: take exactly it.
 	buf := seen[:hl]

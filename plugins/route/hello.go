@@ -96,11 +96,18 @@ func handshakeMessage(b []byte) ([]byte, verdict) {
 		} else if msg == nil {
 			return nil, more // the first record is still arriving
 		}
-		if msg == nil && len(b) == len(frag)+5 && need < 0 && complete {
+		switch {
+		case msg == nil && len(b) == len(frag)+5 && need < 0 && complete:
 			// The common case, one record: no copy.
 			msg = frag
-		} else {
-			msg = append(msg[:len(msg):len(msg)], frag...)
+		case msg == nil:
+			// A copy, never b itself, which is the caller's.
+			msg = append([]byte(nil), frag...)
+		default:
+			// msg is ours: grow it in place. Copying it for each record
+			// made a hello in many tiny records quadratic (a 64 KiB
+			// message in 1-byte records cost seconds of CPU per look).
+			msg = append(msg, frag...)
 		}
 		if need < 0 && len(msg) >= 4 {
 			need = 4 + (int(msg[1])<<16 | int(msg[2])<<8 | int(msg[3]))

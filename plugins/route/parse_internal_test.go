@@ -148,6 +148,8 @@ func FuzzParseHello(f *testing.F) {
 	one := smallHello(f, "a.example.com", "h2")
 	f.Add(one)
 	f.Add(records(one, 50))
+	// Records of one byte each, the shape that once made joining quadratic.
+	f.Add(records(one, 1))
 	f.Add([]byte("\x16\x03\x01\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, v := parseHello(b)
