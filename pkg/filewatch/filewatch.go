@@ -39,7 +39,6 @@ type Watcher struct {
 
 	// Owned by Run's goroutine.
 	targets map[string]string // path → what it resolves to ("": nothing)
-	dirs    map[string]bool
 }
 
 // New returns a watcher of paths that calls changed, from Run's
@@ -69,14 +68,14 @@ func (w *Watcher) Run(ctx context.Context) {
 	var backoff time.Duration
 	failed := false
 	for {
-		fw, err := w.open()
+		s, err := w.open()
 		if err == nil {
 			if failed {
 				w.log.Info("file watch re-established", "files", w.paths)
 			}
 			since := time.Now()
-			err = w.loop(ctx, fw)
-			_ = fw.Close()
+			err = w.loop(ctx, s)
+			s.close()
 			if err == nil {
 				return
 			}
@@ -97,32 +96,29 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-func (w *Watcher) open() (*fsnotify.Watcher, error) {
-	fw, err := fsnotify.NewWatcher()
+// open subscribes to the process's shared inotify instance (hub.go) and
+// watches the files' directories.
+func (w *Watcher) open() (*sub, error) {
+	s, err := subscribe()
 	if err != nil {
-		return nil, fmt.Errorf("starting a file watcher: %w", err)
+		return nil, err
 	}
-	w.dirs = map[string]bool{}
 	w.targets = map[string]string{}
 	for _, p := range w.paths {
 		d := filepath.Dir(p)
-		if w.dirs[d] {
-			continue
-		}
-		if err := fw.Add(d); err != nil {
-			_ = fw.Close()
+		if err := s.add(d); err != nil {
+			s.close()
 			return nil, fmt.Errorf("watching %s: %w", d, err)
 		}
-		w.dirs[d] = true
 	}
-	w.follow(fw)
-	return fw, nil
+	w.follow(s)
+	return s, nil
 }
 
 // follow resolves every path and watches the directories of the files
 // they resolve to, so that a write in place through a symlink is seen;
 // target directories no longer needed are dropped.
-func (w *Watcher) follow(fw *fsnotify.Watcher) {
+func (w *Watcher) follow(s *sub) {
 	want := map[string]bool{}
 	for _, p := range w.paths {
 		want[filepath.Dir(p)] = true
@@ -135,26 +131,20 @@ func (w *Watcher) follow(fw *fsnotify.Watcher) {
 			want[filepath.Dir(t)] = true
 		}
 	}
-	for d := range w.dirs {
+	for d := range s.dirs {
 		if !want[d] {
-			_ = fw.Remove(d) // may be gone with its directory
-			delete(w.dirs, d)
+			s.remove(d)
 		}
 	}
 	for d := range want {
-		if w.dirs[d] {
-			continue
-		}
-		if err := fw.Add(d); err != nil {
+		if err := s.add(d); err != nil {
 			// The primary watches still see renames and symlink swaps.
 			w.log.Debug("cannot watch a target directory", "dir", d, "error", err)
-			continue
 		}
-		w.dirs[d] = true
 	}
 }
 
-func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher) error {
+func (w *Watcher) loop(ctx context.Context, s *sub) error {
 	// The first call, for what changed before the watch was set up,
 	// comes after Debounce like any other: a change under way settles.
 	burst := NewBurst(Debounce, MaxDelay, true)
@@ -163,27 +153,21 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-fw.Events:
-			if !ok {
-				return errors.New("the file watcher stopped")
-			}
+		case ev := <-s.events:
 			name := filepath.Clean(ev.Name)
-			if w.dirs[name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+			if _, ok := s.dirs[name]; ok && ev.Has(fsnotify.Remove|fsnotify.Rename) {
 				// The kernel dropped the watch with the directory. A
 				// target's directory goes with a ConfigMap swap; a
 				// file's own directory must be watched again.
 				if w.primary(name) {
 					return fmt.Errorf("%s was removed or moved", name)
 				}
-				delete(w.dirs, name)
+				s.forget(name)
 			}
 			if w.concerns(ev) {
 				burst.Event()
 			}
-		case err, ok := <-fw.Errors:
-			if !ok {
-				return errors.New("the file watcher stopped")
-			}
+		case err := <-s.errs:
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				burst.Event() // ours may be among the dropped events
 				continue
@@ -193,7 +177,7 @@ func (w *Watcher) loop(ctx context.Context, fw *fsnotify.Watcher) error {
 			burst.Fired()
 			// Watch where the paths lead now before the callback reads
 			// them, so that a write right after is not missed.
-			w.follow(fw)
+			w.follow(s)
 			w.changed()
 		}
 	}

@@ -2,6 +2,7 @@ package filewatch_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,4 +188,47 @@ func TestDirectoryIsASymlink(t *testing.T) {
 	if strings.Contains(log(), "file watch failed") {
 		t.Errorf("the watch failed:\n%s", log())
 	}
+}
+
+// TestOneInstanceForAll: watchers share one inotify instance, so that
+// more of them than a user may have instances (128 by default) all work,
+// and the instance goes with the last of them.
+func TestOneInstanceForAll(t *testing.T) {
+	const n = 130
+	base := t.TempDir()
+	var calls []<-chan struct{}
+	var files []string
+	for i := range n {
+		dir := filepath.Join(base, fmt.Sprint(i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(dir, "cert.pem")
+		write(t, f, "v1")
+		files = append(files, f)
+		c, _ := watch(t, f)
+		calls = append(calls, c)
+	}
+	if got := inotifyInstances(t); got != 1 {
+		t.Errorf("%d inotify instances for %d watchers, want 1", got, n)
+	}
+	write(t, files[n-1], "v2")
+	called(t, calls[n-1], "the last watcher's file changed")
+	notCalled(t, calls[0], "another watcher's file changed")
+}
+
+// inotifyInstances counts this process's inotify descriptors.
+func inotifyInstances(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd here")
+	}
+	n := 0
+	for _, fd := range fds {
+		if l, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && l == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n
 }
