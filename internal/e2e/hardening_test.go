@@ -214,10 +214,7 @@ func TestReloadRefusesFIFO(t *testing.T) {
 		t.Errorf("failure does not say why: %v", r)
 	}
 	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(15 * time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0", code)
-	}
+	p.terminate()
 }
 
 // TestReloadRefusesCertificateDevice: a reload whose tls handler names
@@ -227,16 +224,11 @@ func TestReloadRefusesFIFO(t *testing.T) {
 // process died out of memory with every connection.
 func TestReloadRefusesCertificateDevice(t *testing.T) {
 	dir := t.TempDir()
-	sock := filepath.Join(sockDir(t), "echo.sock")
-	path := writeConfig(t, dir, echoConfig(sock, ""))
-	p := startSluice(t, path)
-	c := dialT(t, "tcp", p.addr("echo-tcp"))
-	testnet.MustEcho(t, c, "before\n")
 	fifo := filepath.Join(dir, "key.pem")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writeConfig(t, dir, echoConfig(sock, `
+	refusedReloads(t, dir, []refusal{{`
   - name: tls
     network: tcp
     address: 127.0.0.1:0
@@ -244,20 +236,42 @@ func TestReloadRefusesCertificateDevice(t *testing.T) {
       - handler: tls
         certificates:
           - {cert: /dev/zero, key: /dev/zero}
-          - {cert: /dev/zero, key: `+fifo+`}
-      - handler: echo`))
-	p.signal(syscall.SIGHUP)
-	if !p.waitLog("config reload failed", 10*time.Second) {
-		t.Fatalf("no failed reload; output:\n%s", p.output())
+          - {cert: /dev/zero, key: ` + fifo + `}
+      - handler: echo`, "certificates[0].cert: /dev/zero: not a regular file (a character device)"}})
+}
+
+// refusal is a listener added to the echo config (echoConfig's extra)
+// that makes its reload fail, and what the failure must say.
+type refusal struct{ extra, want string }
+
+// refusedReloads starts sluice on the echo config and holds a
+// connection; then, for each refusal, saves the config with its extra,
+// sends SIGHUP, and checks that the reload failed saying why and that
+// the held connection still echoes. At the end SIGTERM exits 0.
+func refusedReloads(t *testing.T, dir string, rs []refusal) {
+	t.Helper()
+	sock := filepath.Join(sockDir(t), "echo.sock")
+	p := startSluice(t, writeConfig(t, dir, echoConfig(sock, "")))
+	c := dialT(t, "tcp", p.addr("echo-tcp"))
+	testnet.MustEcho(t, c, "before\n")
+	for _, r := range rs {
+		before := p.count("config reload failed")
+		writeConfig(t, dir, echoConfig(sock, r.extra))
+		p.signal(syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for p.count("config reload failed") == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("no failed reload; output:\n%s", p.output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		failed := p.logs.filter("config reload failed", func(map[string]any) bool { return true })
+		if f := failed[len(failed)-1]; !strings.Contains(fmt.Sprint(f["error"]), r.want) {
+			t.Errorf("failure does not say why: want %q in %.300v", r.want, f)
+		}
+		testnet.MustEcho(t, c, "after\n")
 	}
-	if r := p.find("config reload failed"); !strings.Contains(fmt.Sprint(r["error"]), "certificates[0].cert: /dev/zero: not a regular file (a character device)") {
-		t.Errorf("failure does not say why: %v", r)
-	}
-	testnet.MustEcho(t, c, "after\n")
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(15 * time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0", code)
-	}
+	p.terminate()
 }
 
 // TestEmptyFileOnSIGHUPFails: a file of only comments is not a config
@@ -357,43 +371,20 @@ func umaskOf(t *testing.T) uint32 {
 // each upstream's checker a busy loop of connects (100 upstreams took
 // both CPUs), and a 2 MB expect on 500 upstreams held 2.5 GB.
 func TestReloadRefusesHealthCheckStorm(t *testing.T) {
-	dir := t.TempDir()
-	sock := filepath.Join(sockDir(t), "echo.sock")
-	path := writeConfig(t, dir, echoConfig(sock, ""))
-	p := startSluice(t, path)
-	c := dialT(t, "tcp", p.addr("echo-tcp"))
-	testnet.MustEcho(t, c, "before\n")
-	for _, tc := range []struct{ check, want string }{
-		{"{interval: 1ns}", "listeners[1].chain[0] (proxy): health_check.interval: must be at least 100ms"},
-		{`{expect: "` + strings.Repeat("x", 1<<20) + `"}`, "listeners[1].chain[0] (proxy): health_check.expect: is 1048576 bytes long; at most 4096"},
-	} {
-		before := p.count("config reload failed")
-		writeConfig(t, dir, echoConfig(sock, `
+	checked := func(check string) string {
+		return `
   - name: checked
     network: tcp
     address: 127.0.0.1:0
     chain:
       - handler: proxy
         upstreams: [tcp://127.0.0.1:1, tcp://127.0.0.1:2]
-        health_check: `+tc.check))
-		p.signal(syscall.SIGHUP)
-		deadline := time.Now().Add(10 * time.Second)
-		for p.count("config reload failed") == before {
-			if time.Now().After(deadline) {
-				t.Fatalf("no failed reload; output:\n%s", p.output())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		failed := p.logs.filter("config reload failed", func(map[string]any) bool { return true })
-		if r := failed[len(failed)-1]; !strings.Contains(fmt.Sprint(r["error"]), tc.want) {
-			t.Errorf("failure does not say why: want %q in %.300v", tc.want, r)
-		}
-		testnet.MustEcho(t, c, "after\n")
+        health_check: ` + check
 	}
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(15 * time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0", code)
-	}
+	refusedReloads(t, t.TempDir(), []refusal{
+		{checked("{interval: 1ns}"), "listeners[1].chain[0] (proxy): health_check.interval: must be at least 100ms"},
+		{checked(`{expect: "` + strings.Repeat("x", 1<<20) + `"}`), "listeners[1].chain[0] (proxy): health_check.expect: is 1048576 bytes long; at most 4096"},
+	})
 }
 
 // TestReloadNotHeldByHealthCheck: a reload that removes an upstream whose
@@ -440,8 +431,5 @@ func TestReloadNotHeldByHealthCheck(t *testing.T) {
 	p.signal(syscall.SIGHUP)
 	p.mustLog("config reloaded", map[string]any{"added": "extra"}, 10*time.Second)
 	testnet.MustEcho(t, dialT(t, "tcp", p.addr("echo-tcp")), "still serving\n")
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(15 * time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM, want 0", code)
-	}
+	p.terminate()
 }
