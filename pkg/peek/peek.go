@@ -26,6 +26,33 @@ import (
 // what was seen.
 type Look func(seen []byte) (done bool, want int)
 
+// maxLooks is how many looks the first bytes get as they come, one each
+// time more arrived. Past it, a look comes only once the bytes seen have
+// doubled since the last one, or fill the buffer, and once more when the
+// wait ends (deadline, EOF): a client that sends its first bytes a few at
+// a time would otherwise make every segment cost a parse of all of them,
+// quadratic in the bytes. A real client's first bytes come in a few
+// segments.
+const maxLooks = 32
+
+// pacer counts the looks of one wait.
+type pacer struct {
+	looks  int
+	looked int // bytes seen by the last look
+}
+
+// due reports whether n bytes seen, of a buffer of size, deserve a look.
+func (p *pacer) due(n, size int) bool {
+	return p.looks < maxLooks || n >= 2*p.looked || n == size
+}
+
+// look calls look with seen, counting it.
+func (p *pacer) look(look Look, seen []byte) (bool, int) {
+	p.looks++
+	p.looked = len(seen)
+	return look(seen)
+}
+
 // Read reads conn into buf until look is done, buf is full, the deadline
 // passes, or the connection ends, and returns what it read: the caller
 // must hand it on (Replay), for it is gone from conn. err is the read
@@ -37,14 +64,15 @@ func Read(conn net.Conn, buf []byte, deadline time.Time, look Look) ([]byte, err
 	}
 	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
 	n := 0
+	var pace pacer
 	for {
 		if n == len(buf) {
 			return buf[:n], nil
 		}
 		m, err := conn.Read(buf[n:])
-		if m > 0 {
-			n += m
-			done, want := look(buf[:n])
+		n += m
+		if n > pace.looked && (err != nil || pace.due(n, len(buf))) {
+			done, want := pace.look(look, buf[:n])
 			if done {
 				return buf[:n], nil
 			}

@@ -128,3 +128,55 @@ func TestReplayForwardsCloseWrite(t *testing.T) {
 		t.Errorf("CloseWrite on a pipe: %v", err)
 	}
 }
+
+// dribble writes msg to c a byte a time, each its own segment, then
+// closes c's write side.
+func dribble(c *net.TCPConn, msg string) {
+	for i := range len(msg) {
+		if _, err := c.Write([]byte{msg[i]}); err != nil {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	_ = c.CloseWrite()
+}
+
+// A client that sends its first bytes one segment at a time gets a
+// bounded number of looks, each a parse of everything seen so far, not
+// one per segment; the look that decides still sees every byte.
+func TestLooksPacedForDribbledBytes(t *testing.T) {
+	msg := string(bytes.Repeat([]byte("x"), 600)) + "\n"
+	for _, tc := range []struct {
+		name string
+		run  func(server *net.TCPConn, look peek.Look) ([]byte, error)
+	}{
+		{"socket", func(server *net.TCPConn, look peek.Look) ([]byte, error) {
+			seen, _, err := peek.Socket(server, make([]byte, 1024), time.Now().Add(10*time.Second), look)
+			return seen, err
+		}},
+		{"read", func(server *net.TCPConn, look peek.Look) ([]byte, error) {
+			return peek.Read(server, make([]byte, 1024), time.Now().Add(10*time.Second), look)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "socket" && runtime.GOOS == "windows" {
+				t.Skip("no MSG_PEEK")
+			}
+			client, server := testnet.TCPPair(t)
+			go dribble(client, msg)
+			calls := 0
+			seen, err := tc.run(server, func(b []byte) (bool, int) {
+				calls++
+				return bytes.IndexByte(b, '\n') >= 0, 0
+			})
+			if err != nil || !bytes.HasSuffix(seen, []byte("\n")) || len(seen) != len(msg) {
+				t.Fatalf("seen %d bytes ending %q, err %v; want all %d", len(seen), seen[max(0, len(seen)-3):], err, len(msg))
+			}
+			// 32 as they come, then one per doubling (to 1024), and the
+			// one at the end: well under one per segment (601).
+			if calls > 32+6+1 {
+				t.Errorf("%d looks for %d segments", calls, len(msg))
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 		return nil, false, nil
 	}
 	p := &peeker{buf: buf}
+	p.peekNow = p.peek
 	// The first looks never wait: when the bytes that decide are there
 	// already (a client's first segment often is), no deadline timer is
 	// armed at all.
@@ -51,10 +52,21 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 			err = errEOF
 		}
 		if err != nil {
-			return p.buf[:p.have], true, err
+			// The wait ended: bytes that came since the last look, held
+			// back by the pacer, get their look now.
+			if p.counted > p.last {
+				// Counted, not copied yet: one last peek, which
+				// never waits (Control is past the deadline's reach).
+				_ = rc.Control(p.peekNow)
+			}
+			if p.last > p.pace.looked {
+				if done, _ := p.pace.look(look, p.buf[:p.last]); done {
+					return p.buf[:p.last], true, nil
+				}
+			}
+			return p.buf[:p.pace.looked], true, err
 		}
-		p.have = p.n
-		done, want := look(p.buf[:p.n])
+		done, want := p.pace.look(look, p.buf[:p.n])
 		switch {
 		case done:
 			return p.buf[:p.n], true, nil
@@ -69,27 +81,57 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 // peeker is one Socket call's state; its try is what the runtime calls
 // each time the socket may be readable.
 type peeker struct {
-	buf    []byte
-	have   int // bytes seen by the last look
-	n      int // bytes seen by this one
-	err    error
-	closed bool // the peer's FIN is behind the bytes seen
-	wait   bool // park until the socket is readable when nothing is new
-	idle   bool // nothing new since the last look
+	buf     []byte
+	pace    pacer
+	n       int // bytes seen by this peek
+	last    int // bytes seen by the last peek that saw any: in buf
+	counted int // bytes known to wait in the socket: last, or more
+	peekNow func(fd uintptr)
+	err     error
+	closed  bool // the peer's FIN is behind the bytes seen
+	wait    bool // park until the socket is readable when nothing is new
+	idle    bool // nothing new to look at
 }
 
 func (p *peeker) try(fd uintptr) bool {
-	p.n, _, p.err = unix.Recvfrom(int(fd), p.buf, unix.MSG_PEEK)
 	p.idle = false
+	if p.pace.looks >= maxLooks {
+		// Paced: count the waiting bytes before copying them all
+		// again, and copy them only when they are due for a look.
+		if q, ok := queued(int(fd)); ok && q > p.last && q < len(p.buf) && !p.pace.due(q, len(p.buf)) {
+			if q != p.counted || !peerClosed(int(fd)) {
+				p.counted, p.idle = q, true
+				return !p.wait
+			}
+			// Nothing new, and the peer closed: the bytes are final.
+			p.closed = true
+		}
+	}
+	p.n, _, p.err = unix.Recvfrom(int(fd), p.buf, unix.MSG_PEEK)
 	switch {
 	case errors.Is(p.err, unix.EAGAIN), errors.Is(p.err, unix.EINTR):
 		p.idle, p.err = true, nil
-	case p.err == nil && p.n > 0 && p.n == p.have && p.n < len(p.buf):
-		// Nothing new since the last look. A peek shows the bytes, not
+	case p.closed:
+	case p.err == nil && p.n > 0 && p.n == p.last && p.n < len(p.buf):
+		// Nothing new since the last peek. A peek shows the bytes, not
 		// the peer's FIN behind them: ask for it, or a client that
 		// half-closed would wait for the deadline.
 		p.closed = peerClosed(int(fd))
 		p.idle = !p.closed
+	case p.err == nil && p.n > 0 && !p.pace.due(p.n, len(p.buf)):
+		// New bytes, too few yet to be worth a look (maxLooks).
+		p.idle = true
+	}
+	if p.err == nil && p.n > 0 {
+		p.last, p.counted = p.n, p.n
 	}
 	return !p.idle || !p.wait
+}
+
+// peek copies what waits in the socket without waiting: the last look's
+// bytes when the wait ended.
+func (p *peeker) peek(fd uintptr) {
+	if n, _, err := unix.Recvfrom(int(fd), p.buf, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && n > p.last {
+		p.last, p.counted = n, n
+	}
 }
