@@ -75,6 +75,9 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	return b, err
 }
 
+// ReadPEM is ReadFile for a certificate, key or CA bundle.
+func ReadPEM(path string) ([]byte, error) { return ReadFile(path, MaxPEM) }
+
 // Kind says what a file that is not a regular one is, in an operator's
 // words.
 func Kind(m fs.FileMode) string {

@@ -36,6 +36,17 @@ func readFile(path string) ([]byte, error) {
 	return data, err
 }
 
+// CheckSize refuses a config document of n bytes from a source other
+// than a file (etcd), over MaxSize as a file that size is; what names it
+// in the message ("config document").
+func CheckSize(path, what string, n int) error {
+	if n <= MaxSize {
+		return nil
+	}
+	err := fmt.Errorf("%s %w: %d bytes", what, ErrTooLarge, n)
+	return Errors{{File: path, Msg: readMessage(err), Err: err}}
+}
+
 // readMessage says why the file could not be read, in an operator's words.
 func readMessage(err error) string {
 	switch {

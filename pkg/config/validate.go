@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sluice-dev/sluice/pkg/listener"
 	"github.com/sluice-dev/sluice/pkg/registry"
@@ -106,13 +105,10 @@ func (v *validator) listener(key string, l *Listener) {
 		switch {
 		case !strings.HasPrefix(l.Network, "tcp"):
 			v.add(key+".tcp_keepalive", "only applies to tcp listeners")
-		case *ka < 0:
-			v.add(key+".tcp_keepalive", "must not be negative (0 turns keepalive off)")
-		case *ka > 0 && *ka < time.Second:
-			// The kernel counts keepalive in whole seconds.
-			v.add(key+".tcp_keepalive", "must be at least 1s, or 0 to turn keepalive off")
-		case *ka > listener.MaxKeepAlive:
-			v.add(key+".tcp_keepalive", "%s is too long: the kernel takes at most %s (32767s)", ka, listener.MaxKeepAlive)
+		default:
+			if msg := listener.CheckKeepAlive(*ka); msg != "" {
+				v.add(key+".tcp_keepalive", "%s", msg)
+			}
 		}
 	}
 	if l.Socket.Mode != "" {

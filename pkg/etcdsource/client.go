@@ -101,7 +101,7 @@ func tlsConfig(a Access) (*tls.Config, error) {
 	if a.Cert == "" {
 		// TLSInfo.ClientConfig wants a certificate; a CA alone is a
 		// server-authenticated connection.
-		pem, err := safefile.ReadFile(a.CA, safefile.MaxPEM)
+		pem, err := safefile.ReadPEM(a.CA)
 		if err != nil {
 			return nil, fmt.Errorf("etcd TLS: CA file: %w", err)
 		}
@@ -118,7 +118,7 @@ func tlsConfig(a Access) (*tls.Config, error) {
 		if f.path == "" {
 			continue
 		}
-		if _, err := safefile.ReadFile(f.path, safefile.MaxPEM); err != nil {
+		if _, err := safefile.ReadPEM(f.path); err != nil {
 			return nil, fmt.Errorf("etcd TLS: %s: %w", f.flag, err)
 		}
 	}

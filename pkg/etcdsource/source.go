@@ -94,9 +94,8 @@ func (s *Source) Get(ctx context.Context) (doc Document, header int64, err error
 // sluice applied was written to the cache, which the next start, with
 // etcd down, then refused to read.
 func (s *Source) Parse(data []byte) (*config.Config, error) {
-	if len(data) > config.MaxSize {
-		err := fmt.Errorf("config document %w: %d bytes", config.ErrTooLarge, len(data))
-		return nil, config.Errors{{File: s.target.URL, Msg: fmt.Sprintf("cannot read config: %v; the limit is 4 MiB", err), Err: err}}
+	if err := config.CheckSize(s.target.URL, "config document", len(data)); err != nil {
+		return nil, err
 	}
 	return config.Parse(s.target.URL, data)
 }

@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -18,6 +19,21 @@ const DefaultKeepAlive = 15 * time.Second
 // (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL) and refuses more with EINVAL,
 // which left a connection with the kernel's default of two hours.
 const MaxKeepAlive = 32767 * time.Second
+
+// CheckKeepAlive says what is wrong with d as a tcp_keepalive, a
+// listener's or an upstream's, or "" when nothing is.
+func CheckKeepAlive(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "must not be negative (0 turns keepalive off)"
+	case d > 0 && d < time.Second:
+		// The kernel counts keepalive in whole seconds.
+		return "must be at least 1s, or 0 to turn keepalive off"
+	case d > MaxKeepAlive:
+		return fmt.Sprintf("%s is too long: the kernel takes at most %s (32767s)", d, MaxKeepAlive)
+	}
+	return ""
+}
 
 // keepAliveProbes is how many unanswered probes end a connection.
 const keepAliveProbes = 9

@@ -61,14 +61,8 @@ func (h *Handler) Validate() error {
 		add("fail_timeout", "must not be negative")
 	}
 	if ka := h.TCPKeepAlive; ka != nil {
-		switch {
-		case *ka < 0:
-			add("tcp_keepalive", "must not be negative (0 turns keepalive off)")
-		case *ka > 0 && *ka < time.Second:
-			// The kernel counts keepalive in whole seconds.
-			add("tcp_keepalive", "must be at least 1s, or 0 to turn keepalive off")
-		case *ka > listener.MaxKeepAlive:
-			add("tcp_keepalive", "%s is too long: the kernel takes at most %s (32767s)", ka, listener.MaxKeepAlive)
+		if msg := listener.CheckKeepAlive(*ka); msg != "" {
+			add("tcp_keepalive", "%s", msg)
 		}
 	}
 	switch h.SendProxyProtocol {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sluice-dev/sluice/internal/safefile"
 )
 
 // clientPair is the tls option's client certificate, read again when its
@@ -62,11 +64,11 @@ func (p *clientPair) read() (stamps, []byte, []byte, *tls.Certificate, error) {
 	if st[1], err = os.Stat(p.keyPath); err != nil {
 		return st, nil, nil, nil, err
 	}
-	certPEM, err := readPEM(p.certPath)
+	certPEM, err := safefile.ReadPEM(p.certPath)
 	if err != nil {
 		return st, nil, nil, nil, err
 	}
-	keyPEM, err := readPEM(p.keyPath)
+	keyPEM, err := safefile.ReadPEM(p.keyPath)
 	if err != nil {
 		return st, nil, nil, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/sluice-dev/sluice/internal/safefile"
 	"github.com/sluice-dev/sluice/pkg/decode"
 )
 
@@ -54,7 +55,7 @@ func (h *Handler) validateTLS(add func(key, format string, args ...any)) {
 	fp := sha256.New()
 	fmt.Fprintf(fp, "%q %q %t\n", o.ServerName, o.CA, o.InsecureSkipVerify)
 	if o.CA != "" {
-		pem, err := readPEM(o.CA)
+		pem, err := safefile.ReadPEM(o.CA)
 		switch {
 		case err != nil:
 			add("tls.ca", "%v", err)

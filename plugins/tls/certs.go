@@ -19,9 +19,7 @@ const ExpiryWarning = 7 * 24 * time.Hour
 // neither hang a reload nor exhaust memory. Tests of the documentation's
 // examples replace it (see UseFiles), so that the examples can name the
 // paths an operator would use.
-var readFile = readPEM
-
-func readPEM(path string) ([]byte, error) { return safefile.ReadFile(path, safefile.MaxPEM) }
+var readFile = safefile.ReadPEM
 
 // pair is one loaded certificate with what is shown of it.
 type pair struct {
