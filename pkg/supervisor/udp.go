@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -369,6 +370,9 @@ func (g *generation) removeFlow(f *chain.Flow) {
 // went quiet or its listener stopped, at warn when a handler failed.
 func logFlowEnd(base hclog.Logger, w *warnLimiter, f *chain.Flow) {
 	err := f.Err()
+	if errors.Is(err, chain.ErrRejected) {
+		return // the rejecting handler logged it, with its reason
+	}
 	level := hclog.Debug
 	if err != nil && !clientGone(err) {
 		level = hclog.Warn
