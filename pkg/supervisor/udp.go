@@ -189,7 +189,13 @@ func (u *udpSocket) lookup(from netip.AddrPort) *udpFlow {
 // or returns nil when the table is full or from's failures are held.
 func (u *udpSocket) start(r *runner, from netip.AddrPort) *udpFlow {
 	u.mu.Lock()
-	m := u.mark(u.flows[from])
+	m := u.flows[from]
+	if m != nil && m.failedAt.IsZero() && m.flow.Ended() && m.flow.Err() != nil {
+		// Failed, its release under way on another goroutine (a
+		// relay that saw ICMP port unreachable): it counts already.
+		u.failed(m)
+	}
+	m = u.mark(m)
 	held := m.held()
 	prior := 0
 	if m != nil {
@@ -295,9 +301,11 @@ func (e *udpFlow) release(f *chain.Flow) {
 	u := e.u
 	ok := f.Err() == nil
 	u.mu.Lock()
-	e.timer.Stop()
-	if u.flows[e.addr] == e && (ok || !u.failed(e)) {
-		delete(u.flows, e.addr)
+	if u.mark(e) == nil { // start may have made it one already
+		e.timer.Stop()
+		if u.flows[e.addr] == e && (ok || !u.failed(e)) {
+			delete(u.flows, e.addr)
+		}
 	}
 	u.mu.Unlock()
 	g := e.gen

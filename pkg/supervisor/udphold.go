@@ -4,7 +4,7 @@ import "time"
 
 // A flow that ends with an error (a dead upstream's ICMP port
 // unreachable, a spent descriptor budget, a handler's failure) leaves its
-// table entry behind for holdFor, as a mark that its address just failed.
+// table entry behind for a while, as a mark that its address just failed.
 // Without it, every later datagram from that address would start a flow
 // of its own, fail the same way and be forgotten: a client sending
 // steadily to a dead upstream would cost a socket, a goroutine, a
@@ -35,7 +35,9 @@ func (u *udpSocket) failed(e *udpFlow) bool {
 	}
 	e.failedAt = time.Now()
 	u.marks++
-	e.timer.Reset(holdFor)
+	// Kept for twice the hold, so that a client whose flows go on
+	// failing gets one flow a second rather than holdAfter.
+	e.timer.Reset(2 * holdFor)
 	return true
 }
 
