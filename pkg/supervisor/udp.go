@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -84,6 +85,7 @@ type udpSocket struct {
 	mu       sync.Mutex
 	flows    map[netip.AddrPort]*udpFlow
 	max      int
+	marks    int          // entries of flows that are failure marks (udphold.go)
 	lastWarn atomic.Int64 // unix nanoseconds of the last "table full" warning
 }
 
@@ -124,6 +126,12 @@ type udpFlow struct {
 	idle  time.Duration
 	timer *time.Timer
 	live  *connBytes // the flow's part of sluice_bytes_total (bytes.go)
+	// prior is the failures in a row from this address before this
+	// flow; fails and failedAt are set, under u.mu, once the flow has
+	// failed and its entry became a failure mark (udphold.go).
+	prior    int
+	fails    int
+	failedAt time.Time
 }
 
 // startUDP runs the read loop in a goroutine owned by the supervisor;
@@ -178,18 +186,33 @@ func (u *udpSocket) lookup(from netip.AddrPort) *udpFlow {
 }
 
 // start makes a new flow for from on the listener's current generation,
-// or returns nil when the table is full.
+// or returns nil when the table is full or from's failures are held.
 func (u *udpSocket) start(r *runner, from netip.AddrPort) *udpFlow {
 	u.mu.Lock()
-	full := len(u.flows) >= u.max
+	m := u.flows[from]
+	if m != nil && m.failedAt.IsZero() && m.flow.Ended() && m.flow.Err() != nil {
+		// Failed, its release under way on another goroutine (a
+		// relay that saw ICMP port unreachable): it counts already.
+		u.failed(m)
+	}
+	m = u.mark(m)
+	held := m.held()
+	prior := 0
+	if m != nil {
+		prior = m.fails
+	}
+	full := len(u.flows)-u.marks >= u.max
 	u.mu.Unlock()
+	if held {
+		return nil
+	}
 	if full {
 		u.warnFull(r.gen.Load().log)
 		return nil
 	}
 	for {
 		g := r.gen.Load()
-		e := &udpFlow{s: r.s, u: u, addr: from, gen: g, idle: flowIdle(g.cfg)}
+		e := &udpFlow{s: r.s, u: u, addr: from, gen: g, idle: flowIdle(g.cfg), prior: prior}
 		e.flow = chain.NewFlow(chain.FlowConfig{
 			ID:          r.s.connID.Add(1),
 			Listener:    g.cfg.Name,
@@ -224,6 +247,9 @@ func (u *udpSocket) start(r *runner, from netip.AddrPort) *udpFlow {
 		g.metrics.Total.Inc()
 		u.mu.Lock()
 		if !e.flow.Ended() {
+			if m := u.mark(u.flows[from]); m != nil {
+				u.forget(m)
+			}
 			u.flows[from] = e
 		}
 		u.mu.Unlock()
@@ -248,6 +274,10 @@ func (e *udpFlow) expire() {
 	u := e.u
 	u.mu.Lock()
 	if e.flow.Ended() {
+		// A failure mark's time is up (udphold.go).
+		if u.mark(e) != nil && u.flows[e.addr] == e {
+			u.forget(e)
+		}
 		u.mu.Unlock()
 		return
 	}
@@ -264,14 +294,18 @@ func (e *udpFlow) expire() {
 }
 
 // release runs once when the flow has ended, after the handlers' OnEnd
-// functions: the flow leaves the table and its generation, and its counts
+// functions: the flow leaves the table (a failed one stays as its
+// address's failure mark, udphold.go) and its generation, and its counts
 // go to the listener's metrics.
 func (e *udpFlow) release(f *chain.Flow) {
 	u := e.u
+	ok := f.Err() == nil
 	u.mu.Lock()
-	e.timer.Stop()
-	if u.flows[e.addr] == e {
-		delete(u.flows, e.addr)
+	if u.mark(e) == nil { // start may have made it one already
+		e.timer.Stop()
+		if u.flows[e.addr] == e && (ok || !u.failed(e)) {
+			delete(u.flows, e.addr)
+		}
 	}
 	u.mu.Unlock()
 	g := e.gen
@@ -297,6 +331,7 @@ func (u *udpSocket) endAll() {
 		es = append(es, e)
 	}
 	clear(u.flows)
+	u.marks = 0
 	u.mu.Unlock()
 	for _, e := range es {
 		e.flow.Close(nil)
@@ -343,6 +378,9 @@ func (g *generation) removeFlow(f *chain.Flow) {
 // went quiet or its listener stopped, at warn when a handler failed.
 func logFlowEnd(base hclog.Logger, w *warnLimiter, f *chain.Flow) {
 	err := f.Err()
+	if errors.Is(err, chain.ErrRejected) {
+		return // the rejecting handler logged it, with its reason
+	}
 	level := hclog.Debug
 	if err != nil && !clientGone(err) {
 		level = hclog.Warn

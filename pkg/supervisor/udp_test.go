@@ -368,3 +368,48 @@ listeners:
 		}
 	}
 }
+
+// TestUDPFailuresHeld: a client whose flows keep failing (a dead
+// upstream) gets holdAfter flows at once, then its datagrams are dropped
+// until holdFor has passed, instead of each starting a flow that fails
+// in turn; other clients are served meanwhile, and it is served again
+// afterwards.
+func TestUDPFailuresHeld(t *testing.T) {
+	t.Cleanup(func(d time.Duration) func() { return func() { holdFor = d } }(holdFor))
+	holdFor = 3 * time.Second // long enough for the datagrams below, under -race
+	h := newUDPHarness(t)
+	h.apply(udpConfig("v1", "1m"))
+	c, other := h.client(), h.client()
+	const sent = 30
+	for range sent {
+		if _, err := c.Write([]byte("fail")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // within the socket's buffer
+	}
+	// The listener reads in order: once other is answered, every "fail"
+	// has been read.
+	mustAsk(t, other, "o", "v1:o")
+	tag := udpTags.last(t, "v1")
+	waitFor(t, "the failed flows to end", func() bool { return tag.ended.Load() >= holdAfter })
+	if got, err := ask(c, "x", 300*time.Millisecond); err == nil {
+		t.Errorf("a held client was answered (%q)", got)
+	}
+	if n := tag.ended.Load(); n != holdAfter {
+		t.Errorf("%d flows failed for %d failing datagrams, want %d", n, sent, holdAfter)
+	}
+	if total := h.metric("total"); total != holdAfter+1 {
+		t.Errorf("total = %v, want %d (the failed flows and other's)", total, holdAfter+1)
+	}
+	deadline := time.Now().Add(3 * holdFor)
+	for {
+		got, err := ask(c, "x", 200*time.Millisecond)
+		if err == nil && got == "v1:x" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still held %v after the last failure: %q, %v", 3*holdFor, got, err)
+		}
+	}
+	mustAsk(t, other, "o", "v1:o")
+}

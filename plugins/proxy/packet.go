@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
@@ -13,11 +15,16 @@ import (
 
 // session is a UDP flow's upstream side: a connected socket of its own,
 // so that the upstream's replies (and ICMP errors) come back on a socket
-// that belongs to exactly one client address.
+// that belongs to exactly one client address. A session without conn
+// stands for one being opened by openLater.
 type session struct {
 	conn *net.UDPConn
 	up   *upstream
 }
+
+// packetResolver resolves upstream host names for UDP flows; nil is the
+// system's. Tests set one that never answers.
+var packetResolver *net.Resolver
 
 // sessionKey is the key of a flow's session: one per handler, so that
 // two proxies in different generations never share one.
@@ -32,12 +39,25 @@ var errClosed = errors.New("proxy: handler closed")
 func (h *Handler) ServePacket(ctx context.Context, p *chain.Packet) error {
 	s, _ := p.Flow.Value(sessionKey{h}).(*session)
 	if s == nil {
+		if h.resolves() {
+			return h.openLater(ctx, p)
+		}
 		var err error
 		if s, err = h.open(ctx, p.Flow); err != nil {
 			return err
 		}
 	}
-	if _, err := s.conn.Write(p.Data); err != nil {
+	if s.conn == nil {
+		// Its socket is still being opened: the datagram is lost, as
+		// UDP allows.
+		return nil
+	}
+	return h.send(s, p.Data)
+}
+
+// send writes one datagram on the flow's upstream socket.
+func (h *Handler) send(s *session, b []byte) error {
+	if _, err := s.conn.Write(b); err != nil {
 		if !errors.Is(err, net.ErrClosed) {
 			// Closed means the flow just ended (its relay saw the
 			// upstream fail and said so); anything else is news.
@@ -45,6 +65,49 @@ func (h *Handler) ServePacket(ctx context.Context, p *chain.Packet) error {
 		}
 		return fmt.Errorf("proxy: sending to %s: %w", s.up.url, err)
 	}
+	return nil
+}
+
+// resolves reports whether opening a flow's socket may look up a host
+// name: an upstream is not an IP address.
+func (h *Handler) resolves() bool {
+	for _, t := range h.targets {
+		if _, err := netip.ParseAddrPort(t.address); err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// openLater opens the flow's socket on a goroutine of its own and sends
+// the first datagram on it once open. Looking up a host name may take up
+// to connect_timeout (a DNS server that does not answer), and the
+// listener's read loop, which serves every flow of the listener, must not
+// wait that long: the flow's later datagrams are dropped until its socket
+// is open.
+func (h *Handler) openLater(ctx context.Context, p *chain.Packet) error {
+	f := p.Flow
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errClosed
+	}
+	h.relays.Add(1)
+	h.mu.Unlock()
+	f.SetValue(sessionKey{h}, &session{})
+	first := bytes.Clone(p.Data) // p.Data is the read loop's buffer
+	go func() {
+		s, err := h.open(ctx, f)
+		if err == nil {
+			err = h.send(s, first)
+		}
+		// Done before Close, as in relay: ending the flow may close the
+		// generation, whose handler Close waits for this goroutine.
+		h.relays.Done()
+		if err != nil {
+			f.Close(err)
+		}
+	}()
 	return nil
 }
 
@@ -61,7 +124,7 @@ func (h *Handler) open(ctx context.Context, f *chain.Flow) (*session, error) {
 		return nil, fmt.Errorf("proxy: no socket for a new flow (UDP descriptor budget %d): %w", budget.UDPBudget(), err)
 	}
 	var buf [maxTries]*upstream
-	d := net.Dialer{Timeout: h.ConnectTimeout}
+	d := net.Dialer{Timeout: h.ConnectTimeout, Resolver: packetResolver}
 	var nerr *noUpstreamError
 	for _, u := range h.pool.order(buf[:0]) {
 		// Connecting a UDP socket sends nothing; it fails only when the

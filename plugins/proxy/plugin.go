@@ -78,8 +78,8 @@ type Handler struct {
 	// unwrapped TCP connection reached the kernel's splice path.
 	paths relay.Stats
 
-	// relays counts the goroutines that carry UDP replies back; Close
-	// waits for them. closed refuses new ones once Close has begun.
+	// relays counts the goroutines that carry UDP replies back or open
+	// a UDP flow's socket (packet.go); Close waits for them. closed refuses new ones once Close has begun.
 	mu     sync.Mutex
 	closed bool
 	relays sync.WaitGroup

@@ -16,7 +16,11 @@ const dropLogEvery = time.Second
 // token (packets_per_second, burst) and drops it otherwise, without ever
 // waiting: a datagram held back would stall every flow of the listener.
 // A drop is not an error, so the flow goes on and a later datagram from
-// the same client is served once its bucket has refilled.
+// the same client is served once its bucket has refilled; but a flow
+// whose first datagram is dropped is rejected, as a connection over the
+// limit is: a flow nothing got through on must not hold a place in the
+// listener's flow table (one host sending from thousands of ports would
+// fill it, and lock every new client out for idle_timeout).
 func (h *Handler) WrapPacket(next chain.PacketHandler) chain.PacketHandler {
 	t := h.state.packets
 	if t == nil {
@@ -28,6 +32,9 @@ func (h *Handler) WrapPacket(next chain.PacketHandler) chain.PacketHandler {
 			return next.ServePacket(ctx, p)
 		}
 		h.drop(p.Flow, now)
+		if p.Flow.PacketsIn() == 1 {
+			return rejectErrs[reasonPacketRate]
+		}
 		return nil
 	})
 }
