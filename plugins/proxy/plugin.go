@@ -79,7 +79,8 @@ type Handler struct {
 	paths relay.Stats
 
 	// relays counts the goroutines that carry UDP replies back or open
-	// a UDP flow's socket (packet.go); Close waits for them. closed refuses new ones once Close has begun.
+	// a UDP flow's socket (packet.go); Close waits for them. closed
+	// refuses new ones once Close has begun.
 	mu     sync.Mutex
 	closed bool
 	relays sync.WaitGroup
