@@ -89,7 +89,14 @@ type rawPair struct {
 	eof       [2]bool
 	hup       [2]bool
 	shut      [2]bool
+	// stalled[i]: reading fd[i] stopped with maxPend bytes waiting for
+	// the other side.
+	stalled [2]bool
+	// outWatched: the client's events include EPOLLOUT.
+	outWatched bool
 }
+
+const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 
 type rawLoop struct {
 	ep    int
@@ -104,12 +111,17 @@ func rawProxy(ctx context.Context, ln *net.TCPListener, upstream string) error {
 	}
 	up := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
 	// The listening socket is the one the caller bound; the loop takes
-	// a duplicate of its descriptor and leaves Go's poller alone.
+	// a duplicate of its descriptor, and ln's own is closed so that Go's
+	// poller no longer watches the socket: each new connection would
+	// wake it too.
 	f, err := ln.File()
 	if err != nil {
 		return err
 	}
 	defer f.Close() // and keeps f, whose finalizer would close lfd, alive
+	if err := ln.Close(); err != nil {
+		return err
+	}
 	lfd := int(f.Fd())
 	if err := unix.SetNonblock(lfd, true); err != nil {
 		return err
@@ -180,9 +192,12 @@ func (l *rawLoop) accept(lfd int, up *unix.SockaddrInet4) {
 		}
 		p := &rawPair{fd: [2]int{c, u}}
 		l.pairs[c], l.pairs[u] = p, p
-		const et = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
-		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, c, &unix.EpollEvent{Events: et, Fd: int32(c)})
-		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, u, &unix.EpollEvent{Events: et, Fd: int32(u)})
+		// The upstream is watched for writing from the start (that is
+		// how its connect completes), the client only once a write to
+		// it comes back short (flush): a socket that is writable is
+		// otherwise one more event per connection.
+		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, c, &unix.EpollEvent{Events: readEvents, Fd: int32(c)})
+		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, u, &unix.EpollEvent{Events: readEvents | unix.EPOLLOUT, Fd: int32(u)})
 	}
 }
 
@@ -206,10 +221,13 @@ func (l *rawLoop) event(p *rawPair, fd int, events uint32) {
 		if !l.flush(p, i) {
 			return
 		}
-		// Writing to i may have been what held back reading the other
-		// side; edge-triggered, nothing will say so again.
-		if !l.pump(p, 1-i, i) {
-			return
+		// Reading the other side stopped while i took no more bytes;
+		// edge-triggered, nothing else will say it may go on.
+		if p.stalled[1-i] && len(p.pend[i]) == 0 {
+			p.stalled[1-i] = false
+			if !l.pump(p, 1-i, i) {
+				return
+			}
 		}
 	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
@@ -222,19 +240,25 @@ func (l *rawLoop) event(p *rawPair, fd int, events uint32) {
 	}
 }
 
-// writable reports whether bytes may go to p.fd[j] now.
-func (p *rawPair) writable(j int) bool {
-	return len(p.pend[j]) == 0 && (j == 0 || p.connected)
-}
+// maxPend bounds the bytes a pair keeps for a side that takes no more
+// (an upstream still connecting, a client reading slowly).
+const maxPend = 64 << 10
 
-// pump reads p.fd[i] and writes to p.fd[j] until i runs dry (a short read
-// proves it, unless i's peer hung up), j stops taking bytes, or i ends.
-// It returns false when it closed the pair.
+// pump reads p.fd[i] and passes the bytes on to p.fd[j] (or keeps them
+// for it, while j is connecting or behind) until i runs dry (a short read
+// proves it, unless i's peer hung up), i ends, or maxPend bytes wait for
+// j: then i is stalled until j drains. It returns false when it closed
+// the pair.
 func (l *rawLoop) pump(p *rawPair, i, j int) bool {
 	if i == 1 && !p.connected {
-		return true
+		return true // nothing to read before the connect completes
 	}
-	for !p.eof[i] && p.writable(j) {
+	for !p.eof[i] {
+		direct := len(p.pend[j]) == 0 && (j == 0 || p.connected)
+		if !direct && len(p.pend[j]) >= maxPend {
+			p.stalled[i] = true
+			return true
+		}
 		n, err := rawRecv(p.fd[i], l.buf)
 		switch {
 		case err == unix.EAGAIN:
@@ -246,31 +270,32 @@ func (l *rawLoop) pump(p *rawPair, i, j int) bool {
 			p.eof[i] = true
 			return l.flush(p, j)
 		}
-		w, err := rawSend(p.fd[j], l.buf[:n])
-		if err != nil && err != unix.EAGAIN {
-			l.close(p)
-			return false
+		w := 0
+		if direct {
+			if w, err = rawSend(p.fd[j], l.buf[:n]); err == unix.EAGAIN {
+				w = 0
+			} else if err != nil {
+				l.close(p)
+				return false
+			}
 		}
 		if w < n {
 			p.pend[j] = append(p.pend[j], l.buf[w:n]...)
-			return true
+			if direct {
+				l.watchWrites(p, j)
+			}
 		}
 		if n < len(l.buf) && !p.hup[i] {
 			return true
 		}
 	}
-	if !p.eof[i] && !p.writable(j) && j == 1 && !p.connected {
-		// Not connected yet: keep what the client sent for the connect.
-		n, err := rawRecv(p.fd[i], l.buf)
-		if err == nil && n > 0 {
-			p.pend[j] = append(p.pend[j], l.buf[:n]...)
-		}
-	}
 	return true
 }
 
-// flush writes what waits for p.fd[j], then half-closes j once the other
-// side has ended and everything went. It returns false when it closed p.
+// flush writes what waits for p.fd[j]. Once all went and the other side
+// has ended, it half-closes j, unless j has ended too: then the pair is
+// done, and closing it sends the FIN (one system call fewer, as HAProxy
+// does). It returns false when it closed the pair.
 func (l *rawLoop) flush(p *rawPair, j int) bool {
 	if j == 1 && !p.connected {
 		return true
@@ -278,6 +303,7 @@ func (l *rawLoop) flush(p *rawPair, j int) bool {
 	for len(p.pend[j]) > 0 {
 		w, err := rawSend(p.fd[j], p.pend[j])
 		if err == unix.EAGAIN {
+			l.watchWrites(p, j)
 			return true
 		}
 		if err != nil {
@@ -287,11 +313,20 @@ func (l *rawLoop) flush(p *rawPair, j int) bool {
 		p.pend[j] = p.pend[j][w:]
 	}
 	p.pend[j] = nil
-	if p.eof[1-j] && !p.shut[j] {
+	if p.eof[1-j] && !p.eof[j] && !p.shut[j] {
 		p.shut[j] = true
 		_ = unix.Shutdown(p.fd[j], unix.SHUT_WR)
 	}
 	return true
+}
+
+// watchWrites adds EPOLLOUT to the client's events once a write to it
+// came back short; the upstream has it from the start.
+func (l *rawLoop) watchWrites(p *rawPair, j int) {
+	if j == 0 && !p.outWatched {
+		p.outWatched = true
+		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_MOD, p.fd[0], &unix.EpollEvent{Events: readEvents | unix.EPOLLOUT, Fd: int32(p.fd[0])})
+	}
 }
 
 func (l *rawLoop) closeAll() {

@@ -86,6 +86,9 @@ func TestBaselineProxies(t *testing.T) {
 				c.Write(payload)
 				c.(*net.TCPConn).CloseWrite()
 			})
+			// Read late, so that the proxy's writes to the client come
+			// back short and it must wait for the client to drain.
+			time.Sleep(300 * time.Millisecond)
 			got, err := io.ReadAll(c)
 			wg.Wait()
 			if err != nil || !bytes.Equal(got, payload) {
