@@ -59,12 +59,13 @@ func (e *env) logPath(name string) string {
 }
 
 // startGo starts a baseline server of the given variant on cpu.
-func (e *env) startGo(name, variant string, cpu int) (*target, error) {
+func (e *env) startGo(name, variant string, cpu int, extra ...string) (*target, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	argv := append([]string{self, "serve", "-variant", variant, "-addr", "127.0.0.1:0"}, e.profFlags(name)...)
+	argv := append([]string{self, "serve", "-variant", variant, "-addr", "127.0.0.1:0"}, extra...)
+	argv = append(argv, e.profFlags(name)...)
 	p, out, err := startProc(name, cpu, e.logPath(name), argv...)
 	if err != nil {
 		return nil, err

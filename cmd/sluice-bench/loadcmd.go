@@ -16,8 +16,16 @@ func loadCmd(args []string) error {
 	addr := fs.String("addr", "", "server address")
 	d := fs.Duration("duration", time.Second, "how long")
 	conns := fs.Int("conns", 0, "connections (default: the scenario's)")
+	pp := fs.Bool("pp", false, "start each connection with a PROXY v2 header, in its own write")
+	hello := fs.Bool("hello", false, "start each connection with a TLS ClientHello, as the route figures do")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *pp {
+		ppTargets.Store(*addr, true)
+	}
+	if *hello {
+		helloTargets.Store(*addr, true)
 	}
 	var r loadResult
 	var err error

@@ -22,6 +22,12 @@ const (
 // the bench sets it.
 const noLoopEnv = "SLUICE_RELAY_EVENT_LOOP=off"
 
+// The baseline proxies of the connection rate (see proxies.go).
+const (
+	goProxyT  = "go-proxy"
+	rawProxyT = "go-epoll-proxy"
+)
+
 var haproxyBoth = []string{haproxyT, haproxySpliceT}
 
 const sluiceProxyConfig = configHeader + `  - name: proxy
@@ -146,4 +152,57 @@ func firstLine(s string) string {
 		}
 	}
 	return s
+}
+
+// proxyConnRate measures what a proxied connection costs: sluice's plain
+// proxy against HAProxy, and both against the two bounds of Go itself,
+// its net package with a goroutine per connection (go-proxy) and an
+// event loop on raw sockets (go-epoll-proxy).
+func proxyConnRate(e *env) error {
+	const sec = "Proxy connection rate (connect, one 64-byte round trip, close; 4 clients)"
+	ratios := []ratioSpec{
+		{sluiceProxyT, []string{haproxyT}, "HAProxy", 0, 0},
+		{sluiceProxyT, []string{goProxyT}, "Go net proxy (a goroutine per connection)", 0, 0},
+		{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0},
+		{rawProxyT, []string{haproxyT}, "HAProxy", 0, 0},
+	}
+	return e.connRateSection(e.proxyConnTargets, "proxy", sec, ratios, ratios)
+}
+
+func (e *env) proxyConnTargets() (ts []*target, ok bool, err error) {
+	up, err := e.startGo("upstream", "loop", loadCPU)
+	if err != nil {
+		return nil, false, err
+	}
+	if has, err := e.sluiceAccepts("proxy", "proxy", proxyConfig(up.addr)); !has || err != nil {
+		return nil, false, err
+	}
+	s, err := e.startSluiceProxy(sluiceProxyT, up.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	ts = append(ts, s)
+	if e.o.compare != "" {
+		c, err := e.startSluiceProxyBin(compareT, e.o.compare, up.addr)
+		if err != nil {
+			return nil, false, err
+		}
+		ts = append(ts, c)
+	}
+	for _, v := range []struct{ name, variant string }{{goProxyT, "goproxy"}, {rawProxyT, "rawproxy"}} {
+		t, err := e.startGo(v.name, v.variant, serverCPU, "-upstream", up.addr)
+		if err != nil {
+			return nil, false, err
+		}
+		ts = append(ts, t)
+	}
+	if !e.haveHAProxy() {
+		e.note("HAProxy comparison of the proxy connection rate skipped: %q not found", e.o.haproxy)
+		return ts, true, nil
+	}
+	h, err := e.startHAProxy(haproxyT, up.addr, false)
+	if err != nil {
+		return nil, false, err
+	}
+	return append(ts, h), true, nil
 }

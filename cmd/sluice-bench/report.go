@@ -177,6 +177,10 @@ func fmtRatios(f Figure, rs []Ratio) string {
 	var parts []string
 	for _, r := range rs {
 		s := fmt.Sprintf("**%.2f×** vs %s", r.Median, r.Baseline)
+		if !strings.HasPrefix(r.Subject, "sluice") {
+			// A baseline measured against another: say whose ratio.
+			s = r.Subject + ": " + s
+		}
 		if r.Target != 0 {
 			mark := "✅"
 			if !r.Met(f.Lower) {

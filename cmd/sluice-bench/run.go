@@ -50,7 +50,7 @@ func runCmd(args []string) error {
 	fs.StringVar(&o.sluice, "sluice", "bin/sluice", "the sluice binary to measure")
 	fs.IntVar(&o.rounds, "rounds", 7, "rounds per figure; the median is reported")
 	fs.DurationVar(&o.duration, "duration", time.Second, "length of one measured run")
-	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, pp-connrate, pp-pingpong, route-connrate, route-pingpong, tls-handshake, tls-bulk, reload, upgrade); empty: all")
+	fs.StringVar(&o.only, "only", "", "comma-separated scenarios to run (echo-throughput, echo-pingpong, echo-connrate, idle, proxy-throughput, proxy-pingpong, proxy-connrate, pp-connrate, pp-pingpong, route-connrate, route-pingpong, tls-handshake, tls-bulk, reload, upgrade); empty: all")
 	fs.StringVar(&o.out, "out", "docs/benchmarks", "report path without extension: writes .md, .json and .png")
 	fs.StringVar(&o.haproxy, "haproxy", "haproxy", "the haproxy binary; the HAProxy comparison is skipped when it is missing")
 	fs.StringVar(&o.nginx, "nginx", "nginx", "the nginx binary for the TLS comparison; skipped when it is missing")
@@ -114,6 +114,7 @@ var sections = []struct {
 	{"idle", idleRSS},
 	{"proxy-throughput", proxyThroughput},
 	{"proxy-pingpong", proxyPingPong},
+	{"proxy-connrate", proxyConnRate},
 	{"pp-connrate", ppConnRate},
 	{"pp-pingpong", ppPingPong},
 	{"route-connrate", routeConnRate},

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,8 +74,9 @@ func plainLoop(c *net.TCPConn) {
 
 func serveCmd(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	variant := fs.String("variant", "loop", "iocopy, loop, marker or pp")
+	variant := fs.String("variant", "loop", "iocopy, loop, marker, pp or hello (echo servers); goproxy or rawproxy (proxies to -upstream)")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
+	upstream := fs.String("upstream", "", "the upstream of a proxy variant (IPv4 address and port)")
 	var prof profiler
 	prof.flags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -85,8 +87,12 @@ func serveCmd(args []string) error {
 	}
 	prof.stopOnTerm(nil)
 	serve, ok := variants[*variant]
-	if !ok {
+	proxy, isProxy := proxyVariants[*variant]
+	if !ok && !isProxy {
 		return fmt.Errorf("serve: unknown variant %q", *variant)
+	}
+	if isProxy && *upstream == "" {
+		return fmt.Errorf("serve: variant %s needs -upstream", *variant)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -95,6 +101,9 @@ func serveCmd(args []string) error {
 	// The orchestrator reads the bound address from the first line.
 	fmt.Println(ln.Addr().String())
 	tl := ln.(*net.TCPListener)
+	if isProxy {
+		return proxy(context.Background(), tl, *upstream)
+	}
 	for {
 		c, err := tl.AcceptTCP()
 		if err != nil {
