@@ -55,11 +55,20 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 		return exitError{exitFailed}
 	}
 	defer src.close()
-	log := logging.New(cfg.Log, os.Stderr)
+	// A log line never waits for stderr (a stalled journald, a reader
+	// gone): the Output queues and drops instead. And a reader gone must
+	// not kill the process: with SIGPIPE ignored a write to it fails
+	// with EPIPE, which the Output counts, instead of ending sluice and
+	// every connection with it.
+	signal.Ignore(syscall.SIGPIPE)
+	out := logging.NewOutput(os.Stderr)
+	defer out.Close(2 * time.Second)
+	log := logging.New(cfg.Log, out)
 	for _, name := range config.UnknownEnv(os.Environ()) {
 		log.Warn("environment variable is not a config override; ignored", "variable", name, "overrides", config.EnvOverrides())
 	}
 	m := metrics.New()
+	m.CountLogDrops(out.Dropped)
 	sup := supervisor.New(log.Named("supervisor"), m)
 	// Until the first config is applied, Shutdown must still drain (and
 	// say it drains) for the configured time: see the "cannot start" path.
@@ -137,11 +146,11 @@ func run(cmd *cobra.Command, path string, watch bool) error {
 				upg.Stop() // an upgrade in progress ends; its process is killed
 				upgrading.wait()
 				log.Info("signal received; draining", "signal", sig.String())
-				return drained(shutdown(log, sup, sigs))
+				return drained(shutdown(log, sup, sigs, out))
 			}
 		case <-upg.Done():
 			upgrading.wait()
-			return drained(handOver(log, notify, upg, stopReloads, adm, sup, sigs))
+			return drained(handOver(log, notify, upg, stopReloads, adm, sup, sigs, out))
 		}
 	}
 }
@@ -163,7 +172,7 @@ func startWatch(ctx context.Context, rl *reload.Reloader, log hclog.Logger, enab
 
 // shutdown drains in the background while watching for a second SIGINT,
 // which exits at once.
-func shutdown(log hclog.Logger, sup *supervisor.Supervisor, sigs <-chan os.Signal) error {
+func shutdown(log hclog.Logger, sup *supervisor.Supervisor, sigs <-chan os.Signal, out *logging.Output) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -176,6 +185,7 @@ func shutdown(log hclog.Logger, sup *supervisor.Supervisor, sigs <-chan os.Signa
 		case sig := <-sigs:
 			if sig == syscall.SIGINT {
 				log.Warn("second interrupt; exiting without draining")
+				out.Close(time.Second) // the line above, and those before it
 				fmt.Fprintln(os.Stderr, "sluice: interrupted twice, exiting now")
 				os.Exit(exitFailed)
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/sluice-dev/sluice/pkg/admin"
+	"github.com/sluice-dev/sluice/pkg/logging"
 	"github.com/sluice-dev/sluice/pkg/sdnotify"
 	"github.com/sluice-dev/sluice/pkg/supervisor"
 	"github.com/sluice-dev/sluice/pkg/upgrade"
@@ -37,7 +38,7 @@ func (u *upgrades) wait() { u.wg.Wait() }
 // shutdown.drain_timeout, exactly as on SIGTERM. Nothing is unlinked: the
 // new process serves the same Unix socket files.
 func handOver(log hclog.Logger, notify *sdnotify.Notifier, upg *upgrade.Upgrader, stopWatch func(),
-	adm *admin.Admin, sup *supervisor.Supervisor, sigs <-chan os.Signal) error {
+	adm *admin.Admin, sup *supervisor.Supervisor, sigs <-chan os.Signal, out *logging.Output) error {
 	pid := upg.NewPID()
 	if pid > 0 {
 		notify.MainPID(pid, fmt.Sprintf("upgraded: pid %d serves, pid %d drains", pid, os.Getpid()))
@@ -45,5 +46,5 @@ func handOver(log hclog.Logger, notify *sdnotify.Notifier, upg *upgrade.Upgrader
 	stopWatch()
 	_ = adm.Close()
 	log.Info("handed over to the new process; draining", "new_pid", pid)
-	return shutdown(log, sup, sigs)
+	return shutdown(log, sup, sigs, out)
 }

@@ -19,7 +19,8 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // New returns the root logger for cfg, writing to w. Apply later changes
 // its level and format, and those of every logger derived from it through
-// Named, ResetNamed or With, at once.
+// Named, ResetNamed or With, at once. When w is an Output, the lines it
+// had to drop are reported through the logger once it writes again.
 func New(cfg config.Log, w io.Writer) hclog.Logger {
 	r := &root{opts: hclog.LoggerOptions{
 		Name:       "sluice",
@@ -35,7 +36,13 @@ func New(cfg config.Log, w io.Writer) hclog.Logger {
 		IncludeLocation: false,
 	}}
 	r.base.Store(&base{Logger: hclog.New(&r.opts), json: r.opts.JSONFormat})
-	return &Logger{root: r}
+	l := &Logger{root: r}
+	if o, ok := w.(*Output); ok {
+		o.onLoss(func(n uint64) {
+			l.Warn("log lines dropped: the log output took none while they came", "lines", n)
+		})
+	}
+	return l
 }
 
 // Apply changes the level and the format of log and of every logger

@@ -95,3 +95,12 @@ func (m *Metrics) ForListener(name string) *Listener {
 		Shortage: m.DescriptorShortage.WithLabelValues(name),
 	}
 }
+
+// CountLogDrops adds sluice_log_lines_dropped_total, read from dropped:
+// log lines lost because the log output did not take them in time.
+func (m *Metrics) CountLogDrops(dropped func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sluice_log_lines_dropped_total",
+		Help: "Log lines dropped because the log output (stderr) did not take them: 1 MiB of lines waited already, or the output was gone.",
+	}, func() float64 { return float64(dropped()) }))
+}
