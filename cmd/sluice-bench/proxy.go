@@ -48,26 +48,11 @@ const sluiceProxyConfig = configHeader + `  - name: proxy
 //
 // extra asks for sluiceGoroutT and sluiceEchoT too.
 func (e *env) proxyTargets(extra ...string) (ts []*target, ok bool, err error) {
-	up, err := e.startGo("upstream", "loop", loadCPU)
-	if err != nil {
-		return nil, false, err
+	up, ts, ok, err := e.sluiceProxyStart()
+	if err != nil || !ok {
+		return nil, ok, err
 	}
-	if has, err := e.sluiceAccepts("proxy", "proxy", proxyConfig(up.addr)); !has || err != nil {
-		return nil, false, err
-	}
-	ts = append(ts, &target{name: directT, addr: up.addr})
-	s, err := e.startSluiceProxy(sluiceProxyT, up.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	ts = append(ts, s)
-	if e.o.compare != "" {
-		c, err := e.startSluiceProxyBin(compareT, e.o.compare, up.addr)
-		if err != nil {
-			return nil, false, err
-		}
-		ts = append(ts, c)
-	}
+	ts = append([]*target{{name: directT, addr: up.addr}}, ts...)
 	for _, x := range extra {
 		var t *target
 		switch x {
@@ -170,24 +155,9 @@ func proxyConnRate(e *env) error {
 }
 
 func (e *env) proxyConnTargets() (ts []*target, ok bool, err error) {
-	up, err := e.startGo("upstream", "loop", loadCPU)
-	if err != nil {
-		return nil, false, err
-	}
-	if has, err := e.sluiceAccepts("proxy", "proxy", proxyConfig(up.addr)); !has || err != nil {
-		return nil, false, err
-	}
-	s, err := e.startSluiceProxy(sluiceProxyT, up.addr)
-	if err != nil {
-		return nil, false, err
-	}
-	ts = append(ts, s)
-	if e.o.compare != "" {
-		c, err := e.startSluiceProxyBin(compareT, e.o.compare, up.addr)
-		if err != nil {
-			return nil, false, err
-		}
-		ts = append(ts, c)
+	up, ts, ok, err := e.sluiceProxyStart()
+	if err != nil || !ok {
+		return nil, ok, err
 	}
 	for _, v := range []struct{ name, variant string }{{goProxyT, "goproxy"}, {rawProxyT, "rawproxy"}} {
 		t, err := e.startGo(v.name, v.variant, serverCPU, "-upstream", up.addr)
@@ -205,4 +175,31 @@ func (e *env) proxyConnTargets() (ts []*target, ok bool, err error) {
 		return nil, false, err
 	}
 	return append(ts, h), true, nil
+}
+
+// sluiceProxyStart starts an upstream echo on the load CPU (it is part of
+// the load, not of what is measured), then sluice's proxy in front of it
+// and, with -compare, the other build's. ok is false, with a note, when
+// this sluice build has no proxy handler.
+func (e *env) sluiceProxyStart() (up *target, ts []*target, ok bool, err error) {
+	up, err = e.startGo("upstream", "loop", loadCPU)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if has, err := e.sluiceAccepts("proxy", "proxy", proxyConfig(up.addr)); !has || err != nil {
+		return nil, nil, false, err
+	}
+	s, err := e.startSluiceProxy(sluiceProxyT, up.addr)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	ts = append(ts, s)
+	if e.o.compare != "" {
+		c, err := e.startSluiceProxyBin(compareT, e.o.compare, up.addr)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		ts = append(ts, c)
+	}
+	return up, ts, true, nil
 }
