@@ -127,6 +127,17 @@ func TestUpgradeRefusedWhileDraining(t *testing.T) {
 	}
 	if code != http.StatusOK {
 		t.Errorf("POST /upgrade after the drain: %d %v", code, body)
+		return
+	}
+	// The process that upgrade started is killed at cleanup by its
+	// start record, which it writes once it told its parent it serves:
+	// wait for it, or the cleanup misses it and it outlives the test.
+	deadline = time.Now().Add(20 * time.Second)
+	for len(r.p.upgradedPIDs()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("upgraded pids %v, want 2; output:\n%s", r.p.upgradedPIDs(), r.p.output())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
