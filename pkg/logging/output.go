@@ -83,26 +83,21 @@ func (o *Output) run() {
 		o.lost = 0
 		closing := o.closing
 		o.mu.Unlock()
+		// Lines are lost only to a full queue (so batch holds lines, and
+		// their write says whether the sink is back) or after Close.
 		if len(batch) > 0 {
 			if _, err := o.w.Write(batch); err != nil {
 				// A sink that went away (EPIPE) or broke: these
 				// lines are lost like the ones that found no room.
 				o.dropped.Add(uint64(countLines(batch)))
-			} else if lost > 0 {
-				if f := o.notice.Load(); f != nil && !closing {
+			} else if lost > 0 && !closing {
+				if f := o.notice.Load(); f != nil {
 					(*f)(lost)
 				}
 			}
-		} else if lost > 0 {
-			o.mu.Lock()
-			o.lost += lost // no write yet to say the sink is back
-			o.mu.Unlock()
 		}
 		if closing {
 			return
-		}
-		if cap(batch) > 2*MaxQueued {
-			batch = nil
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ func (h *Handler) Validate() error {
 	if len(h.Upstreams) == 0 {
 		add("upstreams", "required: a list of tcp://host:port, unix:///path or udp://host:port")
 	}
-	h.targets = h.targets[:0]
+	h.targets, h.named = h.targets[:0], false
 	for i, raw := range h.Upstreams {
 		t, err := parseUpstream(raw)
 		if err != nil {
@@ -50,6 +51,9 @@ func (h *Handler) Validate() error {
 			continue
 		}
 		h.targets = append(h.targets, t)
+		if _, err := netip.ParseAddrPort(t.address); err != nil {
+			h.named = true
+		}
 	}
 	if h.Balance != "" && !oneOf(h.Balance, balances) {
 		add("balance", "invalid value %q (allowed: %s)", h.Balance, strings.Join(balances, ", "))

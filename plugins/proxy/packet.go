@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"runtime/debug"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
@@ -39,7 +38,7 @@ var errClosed = errors.New("proxy: handler closed")
 func (h *Handler) ServePacket(ctx context.Context, p *chain.Packet) error {
 	s, _ := p.Flow.Value(sessionKey{h}).(*session)
 	if s == nil {
-		if h.resolves() {
+		if h.named {
 			return h.openLater(ctx, p)
 		}
 		var err error
@@ -66,17 +65,6 @@ func (h *Handler) send(s *session, b []byte) error {
 		return fmt.Errorf("proxy: sending to %s: %w", s.up.url, err)
 	}
 	return nil
-}
-
-// resolves reports whether opening a flow's socket may look up a host
-// name: an upstream is not an IP address.
-func (h *Handler) resolves() bool {
-	for _, t := range h.targets {
-		if _, err := netip.ParseAddrPort(t.address); err != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // openLater opens the flow's socket on a goroutine of its own and sends

@@ -57,7 +57,10 @@ type Handler struct {
 	// it off; nil is listener.DefaultKeepAlive.
 	TCPKeepAlive *time.Duration `mapstructure:"tcp_keepalive"`
 
-	targets     []target   // parsed by Validate
+	targets []target // parsed by Validate
+	// named: an upstream is not an IP address, so opening a UDP
+	// flow's socket may look a name up (packet.go); set by Validate.
+	named       bool
 	dialer      net.Dialer // with tcp_keepalive, set by Provision
 	sendVersion byte       // 0: no header; 1 or 2
 	// tlsBase is the tls option's files, read by Validate; each
