@@ -58,6 +58,11 @@ func NewHarness(t testing.TB, opts Options) *Harness {
 		if err := h.Supervisor.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		// A failure that shows up once in a hundred runs can only be
+		// understood from what sluice said at the time.
+		if t.Failed() {
+			t.Logf("sluice's log:\n%s", h.Log())
+		}
 	})
 	return h
 }
