@@ -217,9 +217,21 @@ func (f *flow) direct(r *idleReader) error {
 			if f.p.hopWoke(rerr) {
 				return errHop
 			}
+			if f.heldUp(rerr) {
+				continue
+			}
 			return f.end(rerr)
 		}
 	}
+}
+
+// heldUp reports whether err, from a read of src, is the idle deadline
+// expiring while bytes wait unread in src: sluice was held up (the
+// process stopped, the machine starved of CPU) and the deadline's timer
+// ran before the read, but the peer was not idle. The next wait pushes
+// the deadline on, and the next read gets those bytes.
+func (f *flow) heldUp(err error) bool {
+	return f.dl.idle > 0 && chain.IsTimeout(err) && connUnread(f.src)
 }
 
 // splice splices src into dst until src's EOF. Each move returns after at
@@ -252,6 +264,12 @@ func (f *flow) splice(s *splicer, r *idleReader) error {
 				return f.end(rerr)
 			}
 		default:
+			// With the pipe empty, the wait that failed was the read's;
+			// bytes still in the pipe mean dst took nothing, which is
+			// as idle as silence.
+			if s.drained() && f.heldUp(err) {
+				continue
+			}
 			return fmt.Errorf("splice: %w", f.idleErr(err))
 		}
 	}

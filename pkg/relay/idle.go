@@ -42,15 +42,31 @@ func (d *deadline) refresh() error {
 	return nil
 }
 
+// unreader reports whether bytes wait unread in a relay's sockets.
+type unreader interface{ unread() bool }
+
 // watchdog enforces the idle timeout of a relay: it is idle only when
 // nothing moved in either direction for that long, so both directions
 // share one last-activity clock, and a timer, not a deadline per
 // direction, decides. A relay on the event loop has no deadlines at all.
+//
+// Quiet is not always idle: when sluice itself could not run (the
+// process stopped, the machine paused or starved of CPU), the timer fires
+// as soon as it runs again, before the bytes the peers sent meanwhile
+// were read. So a watchdog whose time is up first asks its queues whether
+// bytes wait in a socket and, once per quiet spell, gives the relay a
+// quarter of the timeout more to read them. Only once: bytes that stay
+// unread are those of a direction whose destination takes nothing, and
+// that relay is as stuck as an idle one.
 type watchdog struct {
 	idle   time.Duration
 	base   time.Time
 	last   atomic.Int64 // nanoseconds since base of the last progress
 	expire func()
+	queues unreader // set before start; nil when it cannot be told
+	// graced is the last progress (a value of last) whose quiet spell
+	// had its grace; only check, one run at a time, touches it.
+	graced int64
 
 	mu      sync.Mutex
 	timer   *time.Timer
@@ -96,16 +112,27 @@ func (w *watchdog) stop() {
 // check ends the relay once nothing has moved for idle, and otherwise
 // sleeps for the time left.
 func (w *watchdog) check() {
-	quiet := time.Since(w.base) - time.Duration(w.last.Load())
-	if quiet < w.idle {
-		w.mu.Lock()
-		if !w.stopped {
-			w.timer.Reset(w.idle - quiet)
-		}
-		w.mu.Unlock()
-		return
+	last := w.last.Load()
+	quiet := time.Since(w.base) - time.Duration(last)
+	switch {
+	case quiet < w.idle:
+		w.rearm(w.idle - quiet)
+	case w.queues != nil && w.graced != last+1 && w.queues.unread():
+		// +1: the zero value must not stand for "progress at base".
+		w.graced = last + 1
+		w.rearm(w.idle / 4)
+	default:
+		w.expire()
 	}
-	w.expire()
+}
+
+// rearm runs check again after d, unless the watchdog was stopped.
+func (w *watchdog) rearm(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.timer.Reset(d)
+	}
 }
 
 // timeoutAsIdle turns a deadline expiry, which only the idle timeout

@@ -380,8 +380,8 @@ func (e *evloop) finish(r *relay, err error) {
 		// Closing the last descriptor of a socket would drop it from
 		// the epoll instance too; deleting first does not depend on it.
 		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-		_ = unix.Close(fd)
 	}
+	r.closeFDs()
 	for i := range r.d {
 		r.d[i].release()
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -23,6 +24,11 @@ type relay struct {
 	fd   [2]int // client, upstream
 	d    [2]loopFlow
 	done chan struct{} // closed by the loop once it let go of fd
+
+	// fdMu orders the closing of fd against the idle watchdog's look at
+	// their receive queues (unread), which runs on a timer's goroutine.
+	fdMu     sync.Mutex
+	fdClosed bool
 
 	// ev is the evloop that took the relay, killErr why it must end
 	// early; both guarded by the loop's mu.
@@ -111,12 +117,12 @@ func loopRelay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) (bool
 	p.quit = make(chan struct{})
 	r := &relay{p: p, fd: [2]int{cfd, ufd}, done: make(chan struct{})}
 	// Armed before the loop sees the pair: the loop reads the clock.
+	p.dog.queues = r
 	p.dog.start(c.IdleTimeout(), p.idleExpired)
 	l := loops.pick()
 	if !l.add(r) {
 		p.dog.stop()
-		_ = unix.Close(cfd)
-		_ = unix.Close(ufd)
+		r.closeFDs()
 		return false, nil
 	}
 	// The loop holds the sockets through its own descriptors. Closing
@@ -137,6 +143,23 @@ func loopRelay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) (bool
 	}
 	p.end()
 	return true, r.err
+}
+
+// unread reports whether bytes wait in either socket (see watchdog).
+func (r *relay) unread() bool {
+	r.fdMu.Lock()
+	defer r.fdMu.Unlock()
+	return !r.fdClosed && (unread(r.fd[0]) || unread(r.fd[1]))
+}
+
+// closeFDs closes the loop's descriptors of both sockets.
+func (r *relay) closeFDs() {
+	r.fdMu.Lock()
+	defer r.fdMu.Unlock()
+	for _, fd := range r.fd {
+		_ = unix.Close(fd)
+	}
+	r.fdClosed = true
 }
 
 func dupFD(c net.Conn) (int, error) {

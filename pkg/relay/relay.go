@@ -80,6 +80,7 @@ func loopable(c, up net.Conn) bool {
 // Out on one it owns and waits for, until both ended, one failed, or both
 // stopped for a hop.
 func (p *pair) run() {
+	p.dog.queues = p
 	p.dog.start(p.c.IdleTimeout(), p.idleExpired)
 	defer p.end()
 	if p.done[dirIndex(Out)] {
@@ -198,6 +199,9 @@ func (p *pair) stop(err error) {
 }
 
 func (p *pair) idleExpired() { p.stop(chain.ErrIdleTimeout) }
+
+// unread reports whether bytes wait in either socket (see watchdog).
+func (p *pair) unread() bool { return connUnread(p.c.Conn) || connUnread(p.up) }
 
 // end disarms the watchdog once the pair is over; the error is final.
 func (p *pair) end() {

@@ -92,6 +92,10 @@ func (s *splicer) move() (int, error) {
 	return s.moved, nil
 }
 
+// drained reports whether the pipe holds nothing: a failed move then
+// failed in its read of src.
+func (s *splicer) drained() bool { return s.inPipe == 0 }
+
 // release gives the pipe back to the pool, if the splicer holds one with
 // nothing in it, and closes it otherwise (its bytes are lost anyway).
 func (s *splicer) release() {

@@ -17,3 +17,4 @@ func newSplicer(dst, src net.Conn) (*splicer, bool) { return nil, false }
 
 func (s *splicer) move() (int, error) { return 0, errNoPipe }
 func (s *splicer) release()           {}
+func (s *splicer) drained() bool      { return true }
