@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testcert"
 )
 
 // stallConfig: a proxy and an echo listener, each with a 1s idle timeout.
@@ -27,6 +30,14 @@ listeners:
     address: 127.0.0.1:0
     idle_timeout: 1s
     chain:
+      - handler: echo
+  - name: tls-echo
+    network: tcp
+    address: 127.0.0.1:0
+    idle_timeout: 1s
+    chain:
+      - handler: tls
+        certificates: [{cert: %s, key: %s}]
       - handler: echo
 `
 
@@ -120,7 +131,10 @@ func TestStoppedProcessKeepsTalkingConnections(t *testing.T) {
 				}
 			}()
 
-			path := writeConfig(t, t.TempDir(), fmt.Sprintf(stallConfig, upLn.Addr()))
+			dir := t.TempDir()
+			ca := testcert.NewCA(t, "root")
+			cert, key := ca.Issue(t, testcert.Options{Names: []string{"stall.test"}}).Write(t, dir, "stall")
+			path := writeConfig(t, dir, fmt.Sprintf(stallConfig, upLn.Addr(), cert, key))
 			p := startSluice(t, path, "SLUICE_RELAY_EVENT_LOOP="+loop)
 			// A stopped process ignores SIGTERM and SIGKILL is queued
 			// behind it: continue it whatever happens below.
@@ -130,16 +144,22 @@ func TestStoppedProcessKeepsTalkingConnections(t *testing.T) {
 			// echo's client talks and hears itself.
 			viaProxy := talk(t, dialT(t, "tcp", p.addr("proxy")), false, 0)
 			viaEcho := talk(t, dialT(t, "tcp", p.addr("echo")), true, 50*time.Millisecond)
+			// Behind tls the socket is under a wrapper.
+			tc := tls.Client(dialT(t, "tcp", p.addr("tls-echo")), &tls.Config{ServerName: "stall.test", RootCAs: ca.Pool()})
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			viaTLS := talk(t, tc, true, 50*time.Millisecond)
 			// A second of traffic: the proxied pair is on the event loop
 			// by then, when it is on.
 			time.Sleep(time.Second)
 			p.signal(syscall.SIGSTOP)
 			time.Sleep(2 * time.Second)
 			p.signal(syscall.SIGCONT)
-			afterProxy, afterEcho := viaProxy.got.Load(), viaEcho.got.Load()
+			afterProxy, afterEcho, afterTLS := viaProxy.got.Load(), viaEcho.got.Load(), viaTLS.got.Load()
 			time.Sleep(1500 * time.Millisecond)
 
-			for name, tk := range map[string]*talker{"proxy": viaProxy, "echo": viaEcho} {
+			for name, tk := range map[string]*talker{"proxy": viaProxy, "echo": viaEcho, "tls-echo": viaTLS} {
 				select {
 				case err := <-tk.ended:
 					if err == io.EOF {
@@ -155,6 +175,9 @@ func TestStoppedProcessKeepsTalkingConnections(t *testing.T) {
 			}
 			if n := viaEcho.got.Load() - afterEcho; n < 10 {
 				t.Errorf("echo: %d bytes in the 1.5s after SIGCONT", n)
+			}
+			if n := viaTLS.got.Load() - afterTLS; n < 10 {
+				t.Errorf("tls-echo: %d bytes in the 1.5s after SIGCONT", n)
 			}
 			if out := p.output(); strings.Contains(out, "idle timeout") {
 				t.Errorf("an idle timeout was logged:\n%s", out)

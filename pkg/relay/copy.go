@@ -156,6 +156,17 @@ func (f *flow) write(p []byte) error {
 	if w > 0 {
 		f.count(w)
 	}
+	if err != nil && f.heldUp(err, false) {
+		// Once: the deadline ran out before the write began.
+		if err := f.wait(); err != nil {
+			return err
+		}
+		var more int
+		more, err = f.dst.Write(p[w:])
+		if more > 0 {
+			f.count(more)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("write: %w", f.idleErr(err))
 	}
@@ -217,7 +228,7 @@ func (f *flow) direct(r *idleReader) error {
 			if f.p.hopWoke(rerr) {
 				return errHop
 			}
-			if f.heldUp(rerr) {
+			if f.heldUp(rerr, true) {
 				continue
 			}
 			return f.end(rerr)
@@ -225,13 +236,28 @@ func (f *flow) direct(r *idleReader) error {
 	}
 }
 
-// heldUp reports whether err, from a read of src, is the idle deadline
-// expiring while bytes wait unread in src: sluice was held up (the
-// process stopped, the machine starved of CPU) and the deadline's timer
-// ran before the read, but the peer was not idle. The next wait pushes
-// the deadline on, and the next read gets those bytes.
-func (f *flow) heldUp(err error) bool {
-	return f.dl.idle > 0 && chain.IsTimeout(err) && connUnread(f.src)
+// heldUp reports whether err is the idle deadline expiring while sluice
+// itself was held up (the process stopped, the machine starved of CPU),
+// its timer running before the read or write it cut short, rather than
+// a peer being idle: for a read, bytes wait unread in src; for a write,
+// dst has room. The next wait pushes the deadline on, and the read or
+// write goes through.
+//
+// A write is retried only on a socket: a TLS connection whose write
+// timed out is broken for good, so the copy through a wrapper pushes the
+// deadline on before it writes instead (see buffered).
+func (f *flow) heldUp(err error, read bool) bool {
+	if f.dl.idle <= 0 || !chain.IsTimeout(err) {
+		return false
+	}
+	if !read {
+		return isSocket(f.dst) && connWritable(f.dst)
+	}
+	src := f.src
+	if src == f.c.Conn {
+		src = f.c.Raw() // the accepted socket, whatever wraps it
+	}
+	return connUnread(src)
 }
 
 // splice splices src into dst until src's EOF. Each move returns after at
@@ -244,7 +270,13 @@ func (f *flow) splice(s *splicer, r *idleReader) error {
 		if err := f.wait(); err != nil {
 			return err
 		}
-		n, err := s.move()
+		var n int
+		var err error
+		if s.drained() {
+			n, err = s.move()
+		} else {
+			err = s.flush() // the rest of a move whose write was held up
+		}
 		if n > 0 {
 			f.count(n)
 		}
@@ -265,9 +297,8 @@ func (f *flow) splice(s *splicer, r *idleReader) error {
 			}
 		default:
 			// With the pipe empty, the wait that failed was the read's;
-			// bytes still in the pipe mean dst took nothing, which is
-			// as idle as silence.
-			if s.drained() && f.heldUp(err) {
+			// with bytes left in it, the write's.
+			if f.heldUp(err, s.drained()) {
 				continue
 			}
 			return fmt.Errorf("splice: %w", f.idleErr(err))
@@ -287,11 +318,19 @@ func (f *flow) buffered() error {
 		}
 		n, rerr := f.src.Read(buf)
 		if n > 0 {
+			// The read may have waited out most of the deadline: a
+			// wrapper's write cannot be retried (see heldUp).
+			if err := f.wait(); err != nil {
+				return err
+			}
 			if err := f.write(buf[:n]); err != nil {
 				return err
 			}
 		}
 		if rerr != nil {
+			if f.heldUp(rerr, true) {
+				continue
+			}
 			return f.end(rerr)
 		}
 	}

@@ -201,7 +201,8 @@ func (p *pair) stop(err error) {
 func (p *pair) idleExpired() { p.stop(chain.ErrIdleTimeout) }
 
 // unread reports whether bytes wait in either socket (see watchdog).
-func (p *pair) unread() bool { return connUnread(p.c.Conn) || connUnread(p.up) }
+// The client's side is the accepted socket, whatever wraps it.
+func (p *pair) unread() bool { return connUnread(p.c.Raw()) || connUnread(p.up) }
 
 // end disarms the watchdog once the pair is over; the error is final.
 func (p *pair) end() {

@@ -81,19 +81,26 @@ func (s *splicer) move() (int, error) {
 	if s.eof {
 		return 0, io.EOF
 	}
+	return s.moved, s.flush()
+}
+
+// flush pumps what the pipe holds into dst: the end of a move, or, after
+// a move whose write failed, the rest of it.
+func (s *splicer) flush() error {
+	s.err = nil
 	for s.inPipe > 0 {
 		if err := s.dst.Write(s.pumpFn); err != nil {
-			return s.moved, err
+			return err
 		}
 		if s.err != nil {
-			return s.moved, s.err
+			return s.err
 		}
 	}
-	return s.moved, nil
+	return nil
 }
 
 // drained reports whether the pipe holds nothing: a failed move then
-// failed in its read of src.
+// failed in its read of src, and otherwise in its write to dst.
 func (s *splicer) drained() bool { return s.inPipe == 0 }
 
 // release gives the pipe back to the pool, if the splicer holds one with

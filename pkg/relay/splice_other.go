@@ -18,3 +18,4 @@ func newSplicer(dst, src net.Conn) (*splicer, bool) { return nil, false }
 func (s *splicer) move() (int, error) { return 0, errNoPipe }
 func (s *splicer) release()           {}
 func (s *splicer) drained() bool      { return true }
+func (s *splicer) flush() error       { return nil }
