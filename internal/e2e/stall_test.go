@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testcert"
+	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
 // stallConfig: a proxy and an echo listener, each with a 1s idle timeout.
@@ -99,42 +100,20 @@ func TestStoppedProcessKeepsTalkingConnections(t *testing.T) {
 		t.Run("event_loop="+loop, func(t *testing.T) {
 			// The upstream talks on every connection: a byte every
 			// 50ms until the connection ends.
-			upLn, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ups sync.WaitGroup
-			t.Cleanup(func() {
-				_ = upLn.Close()
-				ups.Wait()
-			})
-			ups.Add(1)
-			go func() {
-				defer ups.Done()
+			upAddr := testnet.Serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) {
+				go func() { _, _ = io.Copy(io.Discard, c) }() // ends when Serve closes c
 				for {
-					c, err := upLn.Accept()
-					if err != nil {
+					if _, err := c.Write([]byte{'.'}); err != nil {
 						return
 					}
-					ups.Add(1)
-					go func() {
-						defer ups.Done()
-						defer c.Close()
-						go func() { _, _ = io.Copy(io.Discard, c) }()
-						for {
-							if _, err := c.Write([]byte{'.'}); err != nil {
-								return
-							}
-							time.Sleep(50 * time.Millisecond)
-						}
-					}()
+					time.Sleep(50 * time.Millisecond)
 				}
-			}()
+			})
 
 			dir := t.TempDir()
 			ca := testcert.NewCA(t, "root")
 			cert, key := ca.Issue(t, testcert.Options{Names: []string{"stall.test"}}).Write(t, dir, "stall")
-			path := writeConfig(t, dir, fmt.Sprintf(stallConfig, upLn.Addr(), cert, key))
+			path := writeConfig(t, dir, fmt.Sprintf(stallConfig, upAddr, cert, key))
 			p := startSluice(t, path, "SLUICE_RELAY_EVENT_LOOP="+loop)
 			// A stopped process ignores SIGTERM and SIGKILL is queued
 			// behind it: continue it whatever happens below.

@@ -110,20 +110,32 @@ func (w *watchdog) stop() {
 }
 
 // check ends the relay once nothing has moved for idle, and otherwise
-// sleeps for the time left.
+// sleeps for the time left. A relay on an event loop has its loop take
+// the decision (expire hands it over): only the loop knows that what it
+// read in a turn held up by a pause is recorded as moved on resume.
 func (w *watchdog) check() {
+	if w.due() {
+		w.expire()
+	}
+}
+
+// due reports whether the relay has been idle for its timeout; when it
+// has not, it sets the timer for the next look. One caller at a time: the
+// timer, or the loop it handed the look to.
+func (w *watchdog) due() bool {
 	last := w.last.Load()
 	quiet := time.Since(w.base) - time.Duration(last)
 	switch {
 	case quiet < w.idle:
 		w.rearm(w.idle - quiet)
+		return false
 	case w.queues != nil && w.graced != last+1 && w.queues.unread():
 		// +1: the zero value must not stand for "progress at base".
 		w.graced = last + 1
 		w.rearm(w.idle / 4)
-	default:
-		w.expire()
+		return false
 	}
+	return true
 }
 
 // rearm runs check again after d, unless the watchdog was stopped.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
 // Why an event loop: two goroutines per pair, each parked in Go's poller,
@@ -58,8 +60,9 @@ type evloop struct {
 	epfd int
 	evfd int
 
-	// adds and kills are guarded by the loop's mu.
-	adds, kills []*relay
+	// adds, kills and idle are guarded by the loop's mu; idle holds the
+	// relays whose watchdog asks whether they are idle.
+	adds, kills, idle []*relay
 
 	// The rest belongs to the loop's goroutine.
 	slots   []*relay // by slot, the index kept in each epoll event
@@ -103,7 +106,7 @@ func (l *loop) add(r *relay) bool {
 	}
 	r.ev = l.run
 	l.run.adds = append(l.run.adds, r)
-	if len(l.run.adds)+len(l.run.kills) == 1 {
+	if l.run.pending() == 1 {
 		l.run.wake()
 	}
 	return true
@@ -119,10 +122,30 @@ func (l *loop) kill(r *relay, err error) {
 	}
 	r.killErr = err
 	l.run.kills = append(l.run.kills, r)
-	if len(l.run.adds)+len(l.run.kills) == 1 {
+	if l.run.pending() == 1 {
 		l.run.wake()
 	}
 }
+
+// idleCheck asks r's loop whether r is idle, now that its watchdog's time
+// is up, and to end it if so. The loop answers after the events of its
+// current turn, each relay it moved recorded as moved (see heldUp). A
+// relay that already ended is left alone.
+func (l *loop) idleCheck(r *relay) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.run == nil || r.ev != l.run {
+		return
+	}
+	l.run.idle = append(l.run.idle, r)
+	if l.run.pending() == 1 {
+		l.run.wake()
+	}
+}
+
+// pending is the number of commands queued for the loop; the caller holds
+// the loop's mu.
+func (e *evloop) pending() int { return len(e.adds) + len(e.kills) + len(e.idle) }
 
 func newEvloop() (*evloop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -262,6 +285,9 @@ func (e *evloop) turn(l *loop) bool {
 			}
 			e.service(r)
 		}
+		if n > 0 {
+			e.heldUp(n)
+		}
 		if woken {
 			e.commands(l)
 		}
@@ -293,11 +319,37 @@ func (e *evloop) turn(l *loop) bool {
 	}
 }
 
+// heldUpTurn is how long a turn may take before its clock reading is
+// too old to stand for when its relays moved.
+const heldUpTurn = 50 * time.Millisecond
+
+// heldUp gives the relays of this turn's n events a fresh touch when the
+// turn took long: progress is recorded at the time the events were taken
+// (e.now), and a sluice held up in the middle of a turn (stopped, starved
+// of CPU) would record the bytes it read on resume as moved before the
+// pause, which the idle watchdog, woken on resume too, takes for a quiet
+// spell. One clock reading per turn.
+func (e *evloop) heldUp(n int) {
+	now := time.Now()
+	if now.Sub(e.now) < heldUpTurn {
+		return
+	}
+	e.now = now
+	for _, ev := range e.events[:n] {
+		if ev.Fd == wakeSlot {
+			continue
+		}
+		if r := e.slots[ev.Fd]; r != nil && r.gen == uint32(ev.Pad)>>1 && !r.ended {
+			r.touch(e)
+		}
+	}
+}
+
 // park ends the run when it holds no relay and none is queued.
 func (e *evloop) park(l *loop) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(e.adds) > 0 || len(e.kills) > 0 {
+	if e.pending() > 0 {
 		return false // the eventfd says so too
 	}
 	l.run = nil
@@ -309,8 +361,8 @@ func (e *evloop) commands(l *loop) {
 	var b [8]byte
 	_, _ = unix.Read(e.evfd, b[:])
 	l.mu.Lock()
-	adds, kills := e.adds, e.kills
-	e.adds, e.kills = nil, nil
+	adds, kills, idle := e.adds, e.kills, e.idle
+	e.adds, e.kills, e.idle = nil, nil, nil
 	l.mu.Unlock()
 	for _, r := range adds {
 		e.register(r)
@@ -318,6 +370,11 @@ func (e *evloop) commands(l *loop) {
 	for _, r := range kills {
 		if !r.ended {
 			e.finish(r, r.killErr)
+		}
+	}
+	for _, r := range idle {
+		if !r.ended && r.p.dog.due() {
+			e.finish(r, chain.ErrIdleTimeout)
 		}
 	}
 }

@@ -117,9 +117,10 @@ func loopRelay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) (bool
 	p.quit = make(chan struct{})
 	r := &relay{p: p, fd: [2]int{cfd, ufd}, done: make(chan struct{})}
 	// Armed before the loop sees the pair: the loop reads the clock.
-	p.dog.queues = r
-	p.dog.start(c.IdleTimeout(), p.idleExpired)
+	// When the time is up, the loop decides (see watchdog.check).
 	l := loops.pick()
+	p.dog.queues = r
+	p.dog.start(c.IdleTimeout(), func() { l.idleCheck(r) })
 	if !l.add(r) {
 		p.dog.stop()
 		r.closeFDs()
