@@ -65,7 +65,7 @@ type watchdog struct {
 	expire func()
 	queues unreader // set before start; nil when it cannot be told
 	// graced is the last progress (a value of last) whose quiet spell
-	// had its grace; only check, one run at a time, touches it.
+	// had its grace; only due, one call at a time, touches it.
 	graced int64
 
 	mu      sync.Mutex

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -24,11 +23,6 @@ type relay struct {
 	fd   [2]int // client, upstream
 	d    [2]loopFlow
 	done chan struct{} // closed by the loop once it let go of fd
-
-	// fdMu orders the closing of fd against the idle watchdog's look at
-	// their receive queues (unread), which runs on a timer's goroutine.
-	fdMu     sync.Mutex
-	fdClosed bool
 
 	// ev is the evloop that took the relay, killErr why it must end
 	// early; both guarded by the loop's mu.
@@ -146,21 +140,16 @@ func loopRelay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) (bool
 	return true, r.err
 }
 
-// unread reports whether bytes wait in either socket (see watchdog).
-func (r *relay) unread() bool {
-	r.fdMu.Lock()
-	defer r.fdMu.Unlock()
-	return !r.fdClosed && (unread(r.fd[0]) || unread(r.fd[1]))
-}
+// unread reports whether bytes wait in either socket (see watchdog). Only
+// the loop asks, when it decides whether r is idle, and only while r has
+// not ended: its descriptors are open.
+func (r *relay) unread() bool { return unread(r.fd[0]) || unread(r.fd[1]) }
 
 // closeFDs closes the loop's descriptors of both sockets.
 func (r *relay) closeFDs() {
-	r.fdMu.Lock()
-	defer r.fdMu.Unlock()
 	for _, fd := range r.fd {
 		_ = unix.Close(fd)
 	}
-	r.fdClosed = true
 }
 
 func dupFD(c net.Conn) (int, error) {
