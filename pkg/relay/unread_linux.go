@@ -18,22 +18,31 @@ func unread(fd int) bool {
 // connUnread is unread for the socket of c: c itself, or the socket a
 // TLS connection or a replaying wrapper holds; false for a closed socket
 // and a wrapper that does not say what it wraps.
-func connUnread(c net.Conn) bool {
-	c = socketOf(c)
-	if c == nil {
-		return false
-	}
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return false
-	}
-	waiting := false
-	// Control holds the descriptor open for the call: a concurrent Close
-	// cannot hand its number to another file meanwhile.
-	if err := rc.Control(func(fd uintptr) { waiting = unread(int(fd)) }); err != nil {
-		return false
-	}
+func connUnread(c net.Conn) (waiting bool) {
+	withFD(socketOf(c), func(fd int) { waiting = unread(fd) })
 	return waiting
+}
+
+// connWritable reports whether the socket c has room for a write now.
+func connWritable(c net.Conn) (room bool) {
+	withFD(c, func(fd int) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(fds, 0)
+		room = err == nil && n == 1 && fds[0].Revents&unix.POLLOUT != 0
+	})
+	return room
+}
+
+// withFD runs f with the descriptor of c when c is an open socket. The
+// descriptor is held open for the call: a concurrent Close cannot hand
+// its number to another file meanwhile.
+func withFD(c net.Conn, f func(fd int)) {
+	if c == nil || !isSocket(c) {
+		return
+	}
+	if rc, err := c.(syscall.Conn).SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { f(int(fd)) })
+	}
 }
 
 // socketOf returns the socket under c, following wrappers that say what
@@ -54,24 +63,4 @@ func socketOf(c net.Conn) net.Conn {
 		}
 	}
 	return nil
-}
-
-// connWritable reports whether the socket c has room for a write now.
-func connWritable(c net.Conn) bool {
-	if !isSocket(c) {
-		return false
-	}
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return false
-	}
-	room := false
-	if err := rc.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-		n, err := unix.Poll(fds, 0)
-		room = err == nil && n == 1 && fds[0].Revents&unix.POLLOUT != 0
-	}); err != nil {
-		return false
-	}
-	return room
 }
