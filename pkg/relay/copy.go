@@ -143,11 +143,7 @@ func (f *flow) count(n int) {
 	f.touch()
 }
 
-func (f *flow) touch() {
-	if f.dog != nil {
-		f.dog.touch()
-	}
-}
+func (f *flow) touch() { f.dog.touch() }
 
 // write writes p to dst, counting what went.
 func (f *flow) write(p []byte) error {
@@ -195,6 +191,7 @@ func (f *flow) idleErr(err error) error {
 // holds neither a buffer nor a pipe.
 func (f *flow) direct(r *idleReader) error {
 	defer r.close()
+	r.dog = f.dog
 	big := 0
 	for {
 		if err := f.wait(); err != nil {
@@ -215,6 +212,7 @@ func (f *flow) direct(r *idleReader) error {
 					return errHop
 				}
 				if s, ok := newSplicer(f.dst, f.src); ok {
+					s.dog = f.dog
 					r.release()
 					f.st.spliced()
 					return f.splice(s, r)
@@ -316,6 +314,7 @@ func (f *flow) buffered() error {
 		if err := f.wait(); err != nil {
 			return err
 		}
+		f.dog.touch() // before the bytes leave the queue: see watchdog
 		n, rerr := f.src.Read(buf)
 		if n > 0 {
 			// The read may have waited out most of the deadline: a

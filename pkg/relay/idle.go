@@ -58,6 +58,14 @@ type unreader interface{ unread() bool }
 // quarter of the timeout more to read them. Only once: bytes that stay
 // unread are those of a direction whose destination takes nothing, and
 // that relay is as stuck as an idle one.
+//
+// The queues are asked while a relay on goroutines may be reading them:
+// on resume its reader and this timer run at once, and the reader may
+// take the bytes between the look at the clock and the question. So its
+// readers touch before they read a socket, not only once the bytes are
+// written on, and a watchdog that found the queues empty looks at the
+// clock again: if it moved, the bytes were taken, which is progress. (A
+// relay on an event loop has the loop decide; see check.)
 type watchdog struct {
 	idle   time.Duration
 	base   time.Time
@@ -84,9 +92,10 @@ func (w *watchdog) start(idle time.Duration, expire func()) {
 	}
 }
 
-// touch records progress in either direction.
+// touch records progress in either direction. A nil watchdog (Copy's
+// flows) records nothing.
 func (w *watchdog) touch() {
-	if w.idle > 0 {
+	if w != nil && w.idle > 0 {
 		w.last.Store(int64(time.Since(w.base)))
 	}
 }
@@ -133,6 +142,10 @@ func (w *watchdog) due() bool {
 		// +1: the zero value must not stand for "progress at base".
 		w.graced = last + 1
 		w.rearm(w.idle / 4)
+		return false
+	case w.queues != nil && w.last.Load() != last:
+		// Taken while we asked: a new quiet spell, if one at all.
+		w.rearm(w.idle)
 		return false
 	}
 	return true

@@ -7,7 +7,7 @@ import "net"
 // idleReader waits for readability through syscall.RawConn, which only
 // Unix systems offer in the form it needs: elsewhere every copy takes the
 // plain loop.
-type idleReader struct{}
+type idleReader struct{ dog *watchdog }
 
 func newIdleReader(net.Conn) (*idleReader, bool) { return nil, false }
 

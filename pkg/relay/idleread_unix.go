@@ -28,6 +28,8 @@ type idleReader struct {
 	// readFn is the method value r.fill, made once so that a read does
 	// not allocate a closure.
 	readFn func(fd uintptr) bool
+	// dog is touched before each read (see watchdog); nil for Copy.
+	dog *watchdog
 }
 
 // newIdleReader returns an idleReader for c, or false when c is not a
@@ -58,7 +60,7 @@ var idleReaders = sync.Pool{New: func() any {
 // used after; the connection itself stays open.
 func (r *idleReader) close() {
 	r.release()
-	r.rc, r.n, r.err = nil, 0, nil
+	r.rc, r.n, r.err, r.dog = nil, 0, nil, nil
 	idleReaders.Put(r)
 }
 
@@ -97,6 +99,7 @@ func (r *idleReader) fill(fd uintptr) bool {
 	if r.buf == nil {
 		r.buf = GetBuffer()
 	}
+	r.dog.touch()
 	for {
 		n, err := syscall.Read(int(fd), *r.buf)
 		switch err {

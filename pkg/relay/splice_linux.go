@@ -39,6 +39,7 @@ type splicer struct {
 	eof      bool
 	drainFn  func(fd uintptr) bool
 	pumpFn   func(fd uintptr) bool
+	dog      *watchdog // touched before each drain (see watchdog)
 }
 
 // newSplicer returns a splicer from src to dst, or false when either is
@@ -128,6 +129,7 @@ func (s *splicer) drain(fd uintptr) bool {
 		}
 		s.p = p
 	}
+	s.dog.touch()
 	for {
 		n, err := unix.Splice(int(fd), nil, s.p.w, nil, maxSplice, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		switch {

@@ -83,3 +83,33 @@ func TestSplicerWaitsWithoutPipe(t *testing.T) {
 		t.Error("pipe held while waiting for data")
 	}
 }
+
+// TestSplicerFlushCarriesOn: a move whose pump found its deadline passed
+// (sluice held up between taking the bytes and pumping them) keeps the
+// bytes in its pipe, and flush delivers them once the deadline is pushed
+// on, as flow.splice does when dst has room.
+func TestSplicerFlushCarriesOn(t *testing.T) {
+	a, b := testnet.TCPPair(t)
+	c, d := testnet.TCPPair(t)
+	s, ok := newSplicer(c, b)
+	if !ok {
+		t.Fatal("no splicer between TCP sockets")
+	}
+	defer s.release()
+	_ = c.SetWriteDeadline(time.Unix(1, 0))
+	if _, err := a.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.move(); !errors.Is(err, os.ErrDeadlineExceeded) || n != 4 || s.drained() {
+		t.Fatalf("move = %d, %v (drained %v), want 4 bytes taken and the pump's deadline error", n, err, s.drained())
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(time.Minute))
+	if err := s.flush(); err != nil || !s.drained() {
+		t.Fatalf("flush = %v (drained %v)", err, s.drained())
+	}
+	buf := make([]byte, 4)
+	_ = d.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(d, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+}

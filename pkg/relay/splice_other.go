@@ -11,7 +11,7 @@ var errNoPipe = errors.New("splice: no pipe")
 
 // splicer moves bytes between sockets with splice(2), which only Linux
 // has: elsewhere newSplicer always reports false.
-type splicer struct{}
+type splicer struct{ dog *watchdog }
 
 func newSplicer(dst, src net.Conn) (*splicer, bool) { return nil, false }
 
