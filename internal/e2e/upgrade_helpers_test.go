@@ -69,7 +69,7 @@ const upgradeConfig = `log:
 admin:
   address: 127.0.0.1:0
 shutdown:
-  drain_timeout: 2s
+  drain_timeout: %s
 listeners:
   - name: tcp
     network: tcp
@@ -86,14 +86,22 @@ listeners:
 `
 
 // startUpgradable copies the v1 build to a fresh directory and runs it
-// from there, as a package would from /usr/bin.
+// from there, as a package would from /usr/bin. Its drain after an
+// upgrade lasts up to 2s.
 func startUpgradable(t *testing.T) *upgradeRig {
+	t.Helper()
+	return startUpgradableDrain(t, "2s")
+}
+
+// startUpgradableDrain is startUpgradable with shutdown.drain_timeout set
+// to drain.
+func startUpgradableDrain(t *testing.T, drain string) *upgradeRig {
 	t.Helper()
 	v1, _ := upgradeBinaries(t)
 	dir := sockDir(t)
 	r := &upgradeRig{t: t, dir: dir, bin: filepath.Join(dir, "sluice"), sock: filepath.Join(dir, "e.sock")}
 	copyExec(t, v1, r.bin)
-	r.cfg = writeConfig(t, dir, fmt.Sprintf(upgradeConfig, r.sock))
+	r.cfg = writeConfig(t, dir, fmt.Sprintf(upgradeConfig, drain, r.sock))
 	cmd := exec.Command(r.bin, "run", "-c", r.cfg, "--watch=false")
 	cmd.Env = append(os.Environ(), "SLUICE_LOG_FORMAT=json")
 	r.p = launchShared(t, cmd)

@@ -102,8 +102,12 @@ func TestUpgradeByAdminUnderLoad(t *testing.T) {
 // and says why.
 func TestUpgradeRefusedWhileDraining(t *testing.T) {
 	_, v2 := upgradeBinaries(t)
-	r := startUpgradable(t)
-	h := startHeld(t, "tcp", r.tcp) // keeps the old process draining
+	// The held connection keeps the old process draining until the test
+	// closes it, once the second upgrade has been answered: with a 2s
+	// drain, a machine slow enough between the two requests would let
+	// the old process exit first, and the second upgrade go through.
+	r := startUpgradableDrain(t, "1m")
+	h := startHeld(t, "tcp", r.tcp)
 	r.replaceBinary(v2)
 	if code, body := r.postUpgrade(); code != http.StatusOK {
 		t.Fatalf("first POST /upgrade: %d %v", code, body)
@@ -112,10 +116,10 @@ func TestUpgradeRefusedWhileDraining(t *testing.T) {
 	if code != http.StatusConflict || body["result"] != "refused" || !strings.Contains(fmt.Sprint(body["error"]), "drains") {
 		t.Errorf("second POST /upgrade while draining: %d %v, want 409 refused", code, body)
 	}
+	close(h.stop)
 	if code := r.p.wait(20 * time.Second); code != 0 {
 		t.Errorf("old process exited %d", code)
 	}
-	close(h.stop)
 	// Once the old process is gone, the next upgrade goes through.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
