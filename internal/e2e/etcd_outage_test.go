@@ -96,6 +96,10 @@ func TestEtcdOutage(t *testing.T) {
 	// Each change was applied once on each instance: no replay after a
 	// restart or a reconnect.
 	for _, in := range []*instance{b, c} {
+		// The revision shows in /status as soon as it is applied; the
+		// log line that says so may reach the test's reader a moment
+		// later (c: 1 reload counted, though its log shows both).
+		admintest.WaitFor(t, in.name+" logging its second reload", func() bool { return in.count("config reloaded") >= 2 })
 		if n := in.count("config reloaded"); n != 2 {
 			t.Errorf("%s: %d reloads, want 2 (revisions %d and %d)", in.name, n, rev2, rev3)
 		}
