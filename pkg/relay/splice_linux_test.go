@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -12,16 +13,24 @@ import (
 	"github.com/sluice-dev/sluice/internal/testnet"
 )
 
-// TestsplicerMovesEverything: A's bytes reach D through the B→C splice,
-// intact, and the end of A shows as EOF.
-func TestSplicerMovesEverything(t *testing.T) {
-	a, b := testnet.TCPPair(t)
-	c, d := testnet.TCPPair(t)
+// splicerPair connects a to b and c to d, and returns a splicer from b to
+// c, released at the test's end: what a writes, d reads.
+func splicerPair(t *testing.T) (a, b, c, d *net.TCPConn, s *splicer) {
+	t.Helper()
+	a, b = testnet.TCPPair(t)
+	c, d = testnet.TCPPair(t)
 	s, ok := newSplicer(c, b)
 	if !ok {
 		t.Fatal("no splicer between TCP sockets")
 	}
-	defer s.release()
+	t.Cleanup(s.release)
+	return a, b, c, d, s
+}
+
+// TestsplicerMovesEverything: A's bytes reach D through the B→C splice,
+// intact, and the end of A shows as EOF.
+func TestSplicerMovesEverything(t *testing.T) {
+	a, _, c, d, s := splicerPair(t)
 
 	payload := make([]byte, 3<<20+17)
 	rand.Read(payload)
@@ -57,13 +66,7 @@ func TestSplicerMovesEverything(t *testing.T) {
 // TestsplicerWaitsWithoutPipe: once the source is drained, the splicer
 // waits for more without holding its pipe.
 func TestSplicerWaitsWithoutPipe(t *testing.T) {
-	a, b := testnet.TCPPair(t)
-	c, d := testnet.TCPPair(t)
-	s, ok := newSplicer(c, b)
-	if !ok {
-		t.Fatal("no splicer between TCP sockets")
-	}
-	defer s.release()
+	a, b, _, d, s := splicerPair(t)
 	a.Write([]byte("ping"))
 	if n, err := s.move(); err != nil || n != 4 {
 		t.Fatalf("Move = %d, %v", n, err)
@@ -89,13 +92,7 @@ func TestSplicerWaitsWithoutPipe(t *testing.T) {
 // bytes in its pipe, and flush delivers them once the deadline is pushed
 // on, as flow.splice does when dst has room.
 func TestSplicerFlushCarriesOn(t *testing.T) {
-	a, b := testnet.TCPPair(t)
-	c, d := testnet.TCPPair(t)
-	s, ok := newSplicer(c, b)
-	if !ok {
-		t.Fatal("no splicer between TCP sockets")
-	}
-	defer s.release()
+	a, _, c, d, s := splicerPair(t)
 	_ = c.SetWriteDeadline(time.Unix(1, 0))
 	if _, err := a.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
