@@ -28,8 +28,8 @@ type Stats struct {
 	// Buffered counts directions copied through a buffer because an end
 	// is not a socket (a middleware's wrapper).
 	Buffered atomic.Int64
-	// Held counts messages an event loop had to keep because their
-	// destination was full.
+	// Held counts messages an event loop, or an echo, had to keep
+	// because their destination was full.
 	Held atomic.Int64
 	// Hops counts pairs that moved from their goroutines to an event
 	// loop, each once it ended.
@@ -193,7 +193,7 @@ func (f *flow) idleErr(err error) error {
 func (f *flow) direct(r *idleReader) error {
 	defer r.close()
 	r.dog = f.dog
-	big := 0
+	big, echoTried := 0, false
 	for {
 		if err := f.wait(); err != nil {
 			return err
@@ -213,14 +213,23 @@ func (f *flow) direct(r *idleReader) error {
 					return errHop
 				}
 				if s, ok := newSplicer(f.dst, f.src); ok {
-					s.dog = f.dog
-					r.release()
-					f.st.spliced()
-					return f.splice(s, r)
+					return f.spliceWith(s, r)
 				}
 			}
 			if f.p.tick(f.dir) {
 				return errHop
+			}
+			if !echoTried {
+				echoTried = true
+				if e, ok := newEchoer(f, r); ok {
+					if bulk, err := e.run(); !bulk {
+						return err
+					}
+					if s, ok := newSplicer(f.dst, f.src); ok {
+						return f.spliceWith(s, r)
+					}
+					// No pipe to be had: on with this loop.
+				}
 			}
 		}
 		if rerr != nil {
@@ -233,6 +242,14 @@ func (f *flow) direct(r *idleReader) error {
 			return f.end(rerr)
 		}
 	}
+}
+
+// spliceWith splices for good, once the reads showed bulk data.
+func (f *flow) spliceWith(s *splicer, r *idleReader) error {
+	s.dog = f.dog
+	r.release()
+	f.st.spliced()
+	return f.splice(s, r)
 }
 
 // heldUp reports whether err is the idle deadline expiring while sluice

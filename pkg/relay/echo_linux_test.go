@@ -1,0 +1,232 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
+	"github.com/sluice-dev/sluice/pkg/chain"
+)
+
+// echoPair starts Copy as an echo on the server end of a loopback pair.
+func echoPair(t *testing.T, idle time.Duration, st *Stats) (cl, srv *net.TCPConn, c *chain.Conn, done chan error) {
+	t.Helper()
+	cl, srv = testnet.TCPPair(t)
+	_ = cl.SetDeadline(time.Now().Add(30 * time.Second))
+	c = chain.NewConn(srv, 1, "t", idle, hclog.NewNullLogger())
+	done = make(chan error, 1)
+	go func() { done <- Copy(c, srv, srv, In|Out, st) }()
+	return cl, srv, c, done
+}
+
+func sockopt(t *testing.T, c *net.TCPConn, level, opt int) int {
+	t.Helper()
+	var v int
+	var err error
+	rc, _ := c.SyscallConn()
+	_ = rc.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), level, opt) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func waitCopy(t *testing.T, done chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Copy did not return")
+		return nil
+	}
+}
+
+// TestEchoParksWithoutReading: after its first message an echo on a TCP
+// socket has TCP_INQ on, and parks after a read that emptied the queue
+// without reading again. Many small round trips come back intact and are
+// counted exactly.
+func TestEchoParksWithoutReading(t *testing.T) {
+	cl, srv, c, done := echoPair(t, time.Minute, nil)
+	testnet.MustEcho(t, cl, "first")
+	if v := sockopt(t, srv, unix.SOL_TCP, unix.TCP_INQ); v != 1 {
+		t.Fatalf("TCP_INQ = %d after the first message, want 1", v)
+	}
+	sent := len("first")
+	for i := range 2000 {
+		msg := string(bytes.Repeat([]byte{byte('a' + i%26)}, 1+i%200))
+		testnet.MustEcho(t, cl, msg)
+		sent += len(msg)
+	}
+	_ = cl.CloseWrite()
+	if rest, err := io.ReadAll(cl); err != nil || len(rest) != 0 {
+		t.Fatalf("after the last echo: %q, %v; want EOF", rest, err)
+	}
+	if err := waitCopy(t, done); err != nil {
+		t.Fatalf("Copy = %v", err)
+	}
+	if c.BytesIn() != int64(sent) || c.BytesOut() != int64(sent) {
+		t.Errorf("counted in/out %d/%d, want %d both", c.BytesIn(), c.BytesOut(), sent)
+	}
+}
+
+// TestEchoLastBytesWithFIN: the peer's last bytes and its FIN are queued
+// together before the echo reads them, so no readiness event follows the
+// read that takes the bytes. An echo that parked after that short read
+// would wait for good; TCP_INQ's count says the FIN is in, and the echo
+// reads on to EOF.
+func TestEchoLastBytesWithFIN(t *testing.T) {
+	cl, srv := testnet.TCPPair(t)
+	_ = cl.SetDeadline(time.Now().Add(30 * time.Second))
+	c := chain.NewConn(srv, 1, "t", time.Minute, hclog.NewNullLogger())
+	f := &flow{c: c, dst: srv, src: srv, dir: In | Out}
+	f.dl.idle = time.Minute
+	f.dl.conns[0] = srv
+	r, ok := newIdleReader(srv)
+	if !ok {
+		t.Fatal("no idle reader on a TCP socket")
+	}
+	defer r.close()
+	e, ok := newEchoer(f, r)
+	if !ok {
+		t.Fatal("no TCP_INQ echo on a TCP socket")
+	}
+	if _, err := cl.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	_ = cl.CloseWrite()
+	// Both in the queue before the echo looks: the state says the FIN
+	// came, and the bytes wait.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if state(t, srv) == unix.BPF_TCP_CLOSE_WAIT && connUnread(srv) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bytes and the FIN did not arrive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		bulk, err := e.run()
+		if bulk {
+			err = errors.New("took 3 bytes for bulk data")
+		}
+		done <- err
+	}()
+	got, err := io.ReadAll(io.LimitReader(cl, 3))
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("echoed %q, %v; want bye", got, err)
+	}
+	if err := waitCopy(t, done); err != nil {
+		t.Fatalf("echo = %v", err)
+	}
+	if c.BytesIn() != 3 || c.BytesOut() != 3 {
+		t.Errorf("counted in/out %d/%d, want 3/3", c.BytesIn(), c.BytesOut())
+	}
+}
+
+func state(t *testing.T, c *net.TCPConn) uint8 {
+	t.Helper()
+	var info *unix.TCPInfo
+	var err error
+	rc, _ := c.SyscallConn()
+	_ = rc.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State
+}
+
+// TestEchoHeldWrite: a client that sends without reading fills the
+// echo's socket; the echo keeps what it could not write, waits for room
+// with Go's poller, and every byte comes back in order.
+func TestEchoHeldWrite(t *testing.T) {
+	// Small buffers from the start: a window once advertised never
+	// shrinks.
+	small := func(opt int) func(string, string, syscall.RawConn) error {
+		return func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, 4096) })
+		}
+	}
+	ln, err := (&net.ListenConfig{Control: small(unix.SO_SNDBUF)}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := (&net.Dialer{Control: small(unix.SO_RCVBUF)}).Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := conn.(*net.TCPConn)
+	defer cl.Close()
+	_ = cl.SetDeadline(time.Now().Add(30 * time.Second))
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	st := new(Stats)
+	c := chain.NewConn(srv, 1, "t", time.Minute, hclog.NewNullLogger())
+	done := make(chan error, 1)
+	go func() { done <- Copy(c, srv, srv, In|Out, st) }()
+	testnet.MustEcho(t, cl, "first")
+	var want []byte
+	for i := range 400 {
+		msg := bytes.Repeat([]byte{byte('a' + i%26)}, 100)
+		want = append(want, msg...)
+		if _, err := cl.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Microsecond) // small reads, never bulk
+	}
+	_ = cl.CloseWrite()
+	got, err := io.ReadAll(cl)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes (%v), want %d intact", len(got), err, len(want))
+	}
+	if err := waitCopy(t, done); err != nil {
+		t.Fatalf("Copy = %v", err)
+	}
+	if st.Held.Load() == 0 {
+		t.Error("no write was held: the test did not fill the socket")
+	}
+	if n := int64(len(want) + len("first")); c.BytesIn() != n || c.BytesOut() != n {
+		t.Errorf("counted in/out %d/%d, want %d both", c.BytesIn(), c.BytesOut(), n)
+	}
+}
+
+// TestEchoIdleTimeout: an echo parked after a message ends with the idle
+// timeout, not before it.
+func TestEchoIdleTimeout(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	cl, _, _, done := echoPair(t, idle, nil)
+	testnet.MustEcho(t, cl, "x")
+	quiet := time.Now()
+	if err := waitCopy(t, done); !errors.Is(err, chain.ErrIdleTimeout) {
+		t.Fatalf("Copy = %v, want the idle timeout", err)
+	}
+	if d := time.Since(quiet); d < idle-idle/4 {
+		t.Errorf("ended %v after the last byte, before the %v timeout", d, idle)
+	}
+}
+
+// TestEchoPeerReset: a peer that resets the connection ends the echo
+// with the reset, not a hang.
+func TestEchoPeerReset(t *testing.T) {
+	cl, _, _, done := echoPair(t, time.Minute, nil)
+	testnet.MustEcho(t, cl, "x")
+	_ = cl.SetLinger(0)
+	_ = cl.Close()
+	if err := waitCopy(t, done); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Copy = %v, want a reset", err)
+	}
+}
