@@ -101,6 +101,10 @@ const (
 	bulkReads = 4
 )
 
+// errBulk is an echo's read saying that its reads show bulk data, all
+// of it written back (see echoOn).
+var errBulk = errors.New("bulk data")
+
 // directSplice lets a test keep bulk data of the goroutines on the copy
 // path (see loopSplice for the event loop's).
 var directSplice atomic.Bool
@@ -134,13 +138,17 @@ func (f *flow) wait() error { return f.dl.refresh() }
 // count adds n written bytes to the connection's counters and the idle
 // clock.
 func (f *flow) count(n int) {
-	if f.dir&In != 0 {
-		f.c.AddIn(int64(n))
-	}
-	if f.dir&Out != 0 {
-		f.c.AddOut(int64(n))
-	}
+	countInto(f.c, f.dir, n)
 	f.touch()
+}
+
+func countInto(c *chain.Conn, dir Dir, n int) {
+	if dir&In != 0 {
+		c.AddIn(int64(n))
+	}
+	if dir&Out != 0 {
+		c.AddOut(int64(n))
+	}
 }
 
 func (f *flow) touch() { f.dog.touch() }
@@ -198,8 +206,14 @@ func (f *flow) direct(r *idleReader) error {
 		if err := f.wait(); err != nil {
 			return err
 		}
+		if r.echo {
+			r.dueAt = f.dl.dueAt()
+		}
 		b, rerr := r.read()
 		if n := len(b); n > 0 {
+			if r.echo {
+				f.st.held() // what the socket had no room for
+			}
 			if err := f.write(b); err != nil {
 				return err
 			}
@@ -213,7 +227,7 @@ func (f *flow) direct(r *idleReader) error {
 					return errHop
 				}
 				if s, ok := newSplicer(f.dst, f.src); ok {
-					return f.spliceWith(s, r)
+					return f.spliceFrom(s, r)
 				}
 			}
 			if f.p.tick(f.dir) {
@@ -221,16 +235,14 @@ func (f *flow) direct(r *idleReader) error {
 			}
 			if !echoTried {
 				echoTried = true
-				if e, ok := newEchoer(f, r); ok {
-					if bulk, err := e.run(); !bulk {
-						return err
-					}
-					if s, ok := newSplicer(f.dst, f.src); ok {
-						return f.spliceWith(s, r)
-					}
-					// No pipe to be had: on with this loop.
-				}
+				r.echoOn(f)
 			}
+		}
+		if rerr == errBulk { // an echo's, all written back
+			if s, ok := newSplicer(f.dst, f.src); ok {
+				return f.spliceFrom(s, r)
+			}
+			continue
 		}
 		if rerr != nil {
 			if f.p.hopWoke(rerr) {
@@ -244,8 +256,9 @@ func (f *flow) direct(r *idleReader) error {
 	}
 }
 
-// spliceWith splices for good, once the reads showed bulk data.
-func (f *flow) spliceWith(s *splicer, r *idleReader) error {
+// spliceFrom switches to splice(2) for good, once the reads showed bulk
+// data: r's buffer goes back to the pool.
+func (f *flow) spliceFrom(s *splicer, r *idleReader) error {
 	s.dog = f.dog
 	r.release()
 	f.st.spliced()

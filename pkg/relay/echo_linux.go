@@ -1,9 +1,7 @@
 package relay
 
 import (
-	"fmt"
 	"net"
-	"os"
 	"syscall"
 	"unsafe"
 
@@ -22,86 +20,60 @@ import (
 // would fail: readiness that comes after the count was taken wakes it
 // again, because the wait and the reads belong to the same RawConn.Read.
 
-// inqMsg is a recvmsg header for one buffer and a TCP_CM_INQ message,
-// kept with its echo so that a read allocates nothing.
-type inqMsg struct {
-	hdr unix.Msghdr
-	iov unix.Iovec
-	oob [unix.SizeofCmsghdr + 8]byte
-}
-
-// recv reads into p without blocking and returns the bytes read and the
-// bytes left in the queue (1 when the FIN is in, or when the kernel did
-// not say).
-func (m *inqMsg) recv(fd int, p []byte) (n, inq int, err error) {
-	m.iov.Base = &p[0]
-	m.iov.SetLen(len(p))
-	m.hdr.Iov = &m.iov
-	m.hdr.SetIovlen(1)
-	m.hdr.Control = &m.oob[0]
-	m.hdr.SetControllen(len(m.oob))
-	r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdr)), unix.MSG_DONTWAIT)
-	// The buffer goes back to its pool while the socket is quiet: the
-	// header must not keep it alive.
-	m.iov.Base = nil
+// recvInq reads into p without blocking and returns the bytes read and
+// the bytes left in the queue: 1 when the FIN is in, and when the kernel
+// did not say (TCP_INQ off), so that the caller reads on until EAGAIN.
+func recvInq(fd int, p []byte) (n, inq int, err error) {
+	var oob [unix.SizeofCmsghdr + 8]byte
+	iov := unix.Iovec{Base: &p[0]}
+	iov.SetLen(len(p))
+	hdr := unix.Msghdr{Iov: &iov, Control: &oob[0]}
+	hdr.SetIovlen(1)
+	hdr.SetControllen(len(oob))
+	r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdr)), unix.MSG_DONTWAIT)
 	if e != 0 {
 		return 0, 0, e
 	}
 	inq = 1
-	if m.hdr.Controllen >= unix.SizeofCmsghdr+4 {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&m.oob[0]))
+	if hdr.Controllen >= unix.SizeofCmsghdr+4 {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		if h.Level == unix.SOL_TCP && h.Type == unix.TCP_CM_INQ {
-			inq = int(*(*int32)(unsafe.Pointer(&m.oob[unix.SizeofCmsghdr])))
+			inq = int(*(*int32)(unsafe.Pointer(&oob[unix.SizeofCmsghdr])))
 		}
 	}
 	return int(r), inq, nil
 }
 
-// echoer runs an echo's reads and writes inside RawConn.Read callbacks.
-type echoer struct {
-	f   *flow
-	r   *idleReader
-	msg inqMsg
-	fn  func(fd uintptr) bool // e.step, made once
-	// What a callback leaves for its caller: bytes read (n) of which w
-	// were written back, a read or write error, and whether the reads
-	// show bulk data.
-	n, w       int
-	rerr, werr error
-	big        int
-	bulk       bool
-}
-
-// newEchoer switches TCP_INQ on for the socket of an echo (src and dst
-// are one TCP socket); false when that cannot be done.
-func newEchoer(f *flow, r *idleReader) (*echoer, bool) {
+// echoOn makes r, the reader of f, an echo's: f's src and dst are one
+// TCP socket, and fill writes back what it reads. False, and r as it
+// was, for any other flow.
+func (r *idleReader) echoOn(f *flow) bool {
 	if f.src != f.dst || f.p != nil {
-		return nil, false
+		return false
 	}
 	if _, ok := f.src.(*net.TCPConn); !ok {
-		return nil, false
+		return false
 	}
-	var err error
-	if cerr := r.rc.Control(func(fd uintptr) {
-		err = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_INQ, 1)
-	}); cerr != nil || err != nil {
-		return nil, false
-	}
-	e := &echoer{f: f, r: r}
-	e.fn = e.step
-	return e, true
+	r.c, r.dir, r.dueAt, r.echo = f.c, f.dir, f.dl.dueAt(), true
+	return true
 }
 
-// step reads and writes back until the queue is empty, then parks
-// (false). It returns true to its caller when a write could not finish,
-// the reads show bulk data, or the stream ended or failed.
-func (e *echoer) step(fd uintptr) bool {
-	r := e.r
+// echoFill is fill for an echo: it reads and writes back until the queue
+// is empty, then parks (false). It returns true, for read to hand over,
+// when a write could not finish (n and w say what is left), the reads
+// show bulk data, or the stream ended or failed.
+func (r *idleReader) echoFill(fd uintptr) bool {
+	if !r.inq {
+		// Once per socket; should it fail, every count says 1 and the
+		// echo reads on until EAGAIN, as without it.
+		r.inq = true
+		_ = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_INQ, 1)
+	}
 	for {
 		if r.buf == nil {
 			r.buf = GetBuffer()
 		}
-		n, inq, err := e.msg.recv(int(fd), *r.buf)
+		n, inq, err := recvInq(int(fd), *r.buf)
 		switch err {
 		case nil:
 		case syscall.EINTR:
@@ -110,85 +82,45 @@ func (e *echoer) step(fd uintptr) bool {
 			r.release()
 			return false
 		default:
-			e.rerr = os.NewSyscallError("recvmsg", err)
+			r.err = errno(err)
 			return true
 		}
-		e.n, e.w = n, 0
+		r.n, r.w = int32(n), 0
 		if n == 0 {
 			return true
 		}
-		for e.w < n {
-			w, err := rawWrite(int(fd), (*r.buf)[e.w:n])
+		for int(r.w) < n {
+			w, err := rawWrite(int(fd), (*r.buf)[r.w:n])
 			if err == syscall.EINTR {
 				continue
 			}
 			if err != nil {
-				if err != syscall.EAGAIN {
-					e.werr = os.NewSyscallError("sendto", err)
-				}
-				break
+				// Full (EAGAIN) or failed: the caller's write waits
+				// for room, or reports the error.
+				return true
 			}
-			e.w += w
-			e.f.count(w)
+			r.w += int32(w)
+			countInto(r.c, r.dir, w)
 		}
-		if e.w < n || e.werr != nil {
+		if n < bulkRead {
+			r.big = 0
+		} else if r.big < bulkReads {
+			r.big++
+		}
+		if (n == BufferSize || r.big >= bulkReads) && directSplice.Load() {
+			r.bulk = true
 			return true
 		}
-		if n >= bulkRead {
-			e.big++
-		} else {
-			e.big = 0
-		}
-		if (n == BufferSize || e.big >= bulkReads) && directSplice.Load() {
-			e.bulk = true
+		r.n, r.w = 0, 0
+		if sinceEpoch() >= r.dueAt {
+			// read hands back nothing, and the caller pushes the
+			// deadline on, as before any read, and reports its error.
+			r.again = true
 			return true
 		}
-		if err := e.f.dl.refresh(); err != nil {
-			e.rerr = err
-			return true
-		}
-		e.n, e.w = 0, 0
 		if inq == 0 {
 			r.release()
 			return false
-		}
-	}
-}
-
-// run echoes until the end of the stream (nil), an error, or until the
-// reads show bulk data (true): direct then switches to splice.
-func (e *echoer) run() (bulk bool, err error) {
-	f, r := e.f, e.r
-	for {
-		if err := f.wait(); err != nil {
-			return false, err
-		}
-		e.n, e.w, e.rerr, e.werr, e.bulk = 0, 0, nil, nil, false
-		werr := r.rc.Read(e.fn)
-		if e.werr != nil {
-			return false, fmt.Errorf("write: %w", e.werr)
-		}
-		if e.w < e.n {
-			// The socket was full: the rest goes with Go's poller.
-			f.st.held()
-			if err := f.write((*r.buf)[e.w:e.n]); err != nil {
-				return false, err
-			}
-		}
-		if e.bulk {
-			return true, nil
-		}
-		if e.n == 0 && e.rerr == nil && werr == nil {
-			return false, nil // EOF
-		}
-		if err := e.rerr; err != nil {
-			return false, f.end(err)
-		}
-		if werr != nil {
-			if f.heldUp(werr, true) {
-				continue
-			}
-			return false, f.end(werr)
 		}
 	}
 }

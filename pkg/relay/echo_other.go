@@ -1,11 +1,9 @@
-//go:build !linux
+//go:build unix && !linux
 
 package relay
 
-// echoer reads and writes back inside one wait where TCP_INQ can tell an
-// empty queue from a FIN (Linux); elsewhere an echo takes direct's loop.
-type echoer struct{}
+// echoOn is Linux's alone, where TCP_INQ can tell an empty queue from a
+// FIN (echo_linux.go): elsewhere an echo reads until EAGAIN, as any copy.
+func (r *idleReader) echoOn(*flow) bool { return false }
 
-func newEchoer(*flow, *idleReader) (*echoer, bool) { return nil, false }
-
-func (*echoer) run() (bool, error) { return false, nil }
+func (r *idleReader) echoFill(uintptr) bool { return true }

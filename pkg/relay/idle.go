@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -23,13 +24,10 @@ type deadline struct {
 }
 
 func (d *deadline) refresh() error {
-	if d.idle <= 0 {
+	if !d.due() {
 		return nil
 	}
 	now := time.Now()
-	if d.at.Sub(now) >= d.idle {
-		return nil
-	}
 	d.at = now.Add(d.idle + d.idle/4)
 	for _, c := range d.conns {
 		if c == nil {
@@ -41,6 +39,27 @@ func (d *deadline) refresh() error {
 	}
 	return nil
 }
+
+// due reports whether refresh has a deadline to push on.
+func (d *deadline) due() bool {
+	return d.idle > 0 && time.Until(d.at) < d.idle
+}
+
+// dueAt is when due turns true, in sinceEpoch's time; never without an
+// idle timeout.
+func (d *deadline) dueAt() int64 {
+	if d.idle <= 0 {
+		return math.MaxInt64
+	}
+	return int64(d.at.Sub(epoch) - d.idle)
+}
+
+// epoch starts a monotonic clock in nanoseconds that fits an int64 field.
+var epoch = time.Now()
+
+// sinceEpoch reads that clock: one monotonic clock reading, where
+// time.Now takes the wall clock too.
+func sinceEpoch() int64 { return int64(time.Since(epoch)) }
 
 // unreader reports whether bytes wait unread in a relay's sockets.
 type unreader interface{ unread() bool }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
 // idleReader reads a socket without holding a buffer while the socket is
@@ -23,13 +25,27 @@ import (
 type idleReader struct {
 	rc  syscall.RawConn
 	buf *[]byte
-	n   int
-	err error
 	// readFn is the method value r.fill, made once so that a read does
 	// not allocate a closure.
 	readFn func(fd uintptr) bool
 	// dog is touched before each read (see watchdog); nil for Copy.
 	dog *watchdog
+	err int32 // a syscall.Errno
+	n   int32
+
+	// An echo's (see echoOn), kept here rather than a pointer to its
+	// flow, which then stays on the stack: c and dir count the bytes
+	// written back; dueAt is when the idle deadline wants pushing on
+	// (see sinceEpoch); w is how many of the n bytes read went back; big
+	// counts reads in a row of at least bulkRead bytes, bulk says they
+	// show bulk data, again that the deadline is due, and inq that
+	// TCP_INQ was asked for.
+	c                      *chain.Conn
+	dueAt                  int64
+	w                      int32
+	big                    int8
+	dir                    Dir
+	echo, bulk, again, inq bool
 }
 
 // newIdleReader returns an idleReader for c, or false when c is not a
@@ -60,26 +76,39 @@ var idleReaders = sync.Pool{New: func() any {
 // used after; the connection itself stays open.
 func (r *idleReader) close() {
 	r.release()
-	r.rc, r.n, r.err, r.dog = nil, 0, nil, nil
+	r.rc, r.dog, r.n, r.err = nil, nil, 0, 0
+	r.c, r.dueAt, r.w, r.big, r.dir = nil, 0, 0, 0, 0
+	r.echo, r.bulk, r.again, r.inq = false, false, false, false
 	idleReaders.Put(r)
 }
 
 // read waits until the socket is readable, then reads into a pooled
 // buffer of BufferSize bytes. The bytes are valid until the next read or
 // release. At the end of the stream it returns io.EOF.
+//
+// An echo's read (see echoOn) writes back what it reads until a write
+// cannot finish, and returns what is left to write; errBulk when the
+// reads showed bulk data, all of it written back; nothing (and no error)
+// when its idle deadline is due to be pushed on.
 func (r *idleReader) read() ([]byte, error) {
-	r.n, r.err = 0, nil
+	r.n, r.err, r.w, r.bulk, r.again = 0, 0, 0, false, false
 	if err := r.rc.Read(r.readFn); err != nil {
 		// A deadline or a closed socket: the wait itself failed.
 		return nil, err
 	}
-	if r.err != nil {
-		return nil, os.NewSyscallError("read", r.err)
+	if r.err != 0 {
+		return nil, os.NewSyscallError("read", syscall.Errno(r.err))
+	}
+	if r.bulk {
+		return nil, errBulk
+	}
+	if r.again {
+		return nil, nil
 	}
 	if r.n == 0 {
 		return nil, io.EOF
 	}
-	return (*r.buf)[:r.n], nil
+	return (*r.buf)[r.w:r.n], nil
 }
 
 // buffered reports whether r holds a pooled buffer now.
@@ -96,6 +125,9 @@ func (r *idleReader) release() {
 // fill is called by RawConn.Read with the socket's descriptor; returning
 // false parks the goroutine until the socket is readable.
 func (r *idleReader) fill(fd uintptr) bool {
+	if r.echo {
+		return r.echoFill(fd)
+	}
 	if r.buf == nil {
 		r.buf = GetBuffer()
 	}
@@ -104,7 +136,7 @@ func (r *idleReader) fill(fd uintptr) bool {
 		n, err := syscall.Read(int(fd), *r.buf)
 		switch err {
 		case nil:
-			r.n = n
+			r.n = int32(n)
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
@@ -112,8 +144,16 @@ func (r *idleReader) fill(fd uintptr) bool {
 			r.release()
 			return false
 		default:
-			r.err = err
+			r.err = errno(err)
 		}
 		return true
 	}
+}
+
+// errno is the error number of a failed system call's error.
+func errno(err error) int32 {
+	if e, ok := err.(syscall.Errno); ok {
+		return int32(e)
+	}
+	return int32(syscall.EIO)
 }
