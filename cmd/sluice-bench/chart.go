@@ -152,15 +152,28 @@ func clampNaN(v float64) float64 {
 	return v
 }
 
+// shortSections name a figure's section in a chart label, by its key
+// without the last part, or else by the first two parts; other keys use
+// their parts but the last.
 var shortSections = map[string]string{
-	"echo.throughput":  "echo bulk",
-	"echo.pingpong":    "echo ping-pong",
-	"echo.connrate":    "echo conn",
-	"idle.rss":         "idle",
-	"proxy.throughput": "proxy bulk",
-	"proxy.pingpong":   "proxy ping-pong",
-	"reload.signal":    "reload by SIGHUP",
-	"reload.file":      "reload by save",
+	"echo.throughput":   "echo bulk",
+	"echo.pingpong":     "echo ping-pong",
+	"echo.connrate":     "echo conn",
+	"idle.rss":          "idle",
+	"proxy.throughput":  "proxy bulk",
+	"proxy.pingpong":    "proxy ping-pong",
+	"proxy.connrate":    "proxy conn",
+	"pp.connrate":       "PROXY-protocol conn",
+	"pp.pingpong":       "PROXY-protocol ping-pong",
+	"route.connrate":    "route conn",
+	"route.pingpong":    "route ping-pong",
+	"tls.bulk":          "TLS bulk",
+	"tls.ecdsa.full":    "TLS ECDSA full",
+	"tls.ecdsa.resumed": "TLS ECDSA resumed",
+	"tls.rsa.full":      "TLS RSA full",
+	"tls.rsa.resumed":   "TLS RSA resumed",
+	"reload.signal":     "reload by SIGHUP",
+	"reload.file":       "reload by save",
 }
 
 // shortMetrics name a figure's metric in a chart label, by the last part
@@ -168,13 +181,33 @@ var shortSections = map[string]string{
 var shortMetrics = map[string]string{
 	"rate": "rate", "cpu": "CPU", "p50": "p50", "p99": "p99", "p999": "p99.9",
 	"rss": "RSS/conn", "signal": "latency", "file": "latency",
+	"per_cpu": "per CPU-s",
 }
+
+// shortBaselines name a ratio's baseline in a chart label; others lose
+// what they say in parentheses.
+var shortBaselines = strings.NewReplacer(
+	"better ", "", "cheaper ", "", "leaner ", "",
+	"the -compare build", "-compare",
+	"plain sluice proxy", "plain proxy",
+	"2 × sluice splice echo (floor)", "2 × splice echo",
+	"the better of HAProxy and nginx", "HAProxy/nginx",
+	"HAProxy accept-proxy + send-proxy-v2", "HAProxy",
+	"HAProxy req.ssl_sni", "HAProxy",
+	"Go net proxy (a goroutine per connection)", "go-proxy",
+)
+
+// maxLabel bounds a chart label: the plot gets the width the longest
+// label leaves it.
+const maxLabel = 56
 
 func chartLabel(f Figure, r Ratio) string {
 	parts := strings.Split(f.Key, ".")
-	sec, name := f.Section, f.Name
+	sec, name := strings.Join(parts[:max(len(parts)-1, 1)], " "), f.Name
 	if len(parts) >= 2 {
-		if s, ok := shortSections[parts[0]+"."+parts[1]]; ok {
+		if s, ok := shortSections[strings.Join(parts[:len(parts)-1], ".")]; ok {
+			sec = s
+		} else if s, ok := shortSections[parts[0]+"."+parts[1]]; ok {
 			sec = s
 		}
 		if m, ok := shortMetrics[parts[len(parts)-1]]; ok {
@@ -184,10 +217,20 @@ func chartLabel(f Figure, r Ratio) string {
 	if name == "CPU" {
 		name = "CPU/" + strings.TrimPrefix(strings.TrimPrefix(f.Unit, "ms/"), "µs/")
 	}
-	base := strings.NewReplacer("better ", "", "cheaper ", "", "leaner ", "", "the -compare build", "-compare").Replace(r.Baseline)
+	base := shortBaselines.Replace(r.Baseline)
+	if i := strings.Index(base, " ("); i > 0 {
+		base = base[:i]
+	}
 	label := fmt.Sprintf("%s %s vs %s", sec, name, base)
+	if r.Subject != "" && !strings.HasPrefix(r.Subject, "sluice") {
+		// A baseline measured against another (go-epoll-proxy).
+		label = r.Subject + ": " + label
+	}
 	if !f.Lower {
 		label += " (1/x)"
+	}
+	if n := []rune(label); len(n) > maxLabel {
+		label = string(n[:maxLabel-1]) + "…"
 	}
 	return label
 }
