@@ -201,7 +201,7 @@ func (f *flow) idleErr(err error) error {
 func (f *flow) direct(r *idleReader) error {
 	defer r.close()
 	r.dog = f.dog
-	big, echoTried := 0, false
+	big, msgs := 0, 0
 	for {
 		if err := f.wait(); err != nil {
 			return err
@@ -233,8 +233,10 @@ func (f *flow) direct(r *idleReader) error {
 			if f.p.tick(f.dir) {
 				return errHop
 			}
-			if !echoTried {
-				echoTried = true
+			// An echo that goes on after its first message reads
+			// through echoOn from then on; one that does not (a
+			// connection per request) saves its setsockopt.
+			if msgs++; msgs == 2 {
 				r.echoOn(f)
 			}
 		}

@@ -50,18 +50,23 @@ func waitCopy(t *testing.T, done chan error) error {
 	}
 }
 
-// TestEchoParksWithoutReading: from its second message on, an echo on a
-// TCP socket has TCP_INQ on, and parks after a read that emptied the queue
+// TestEchoParksWithoutReading: once it has echoed two messages, an echo
+// on a TCP socket has TCP_INQ on, and parks after a read that emptied the queue
 // without reading again. Many small round trips come back intact and are
 // counted exactly.
 func TestEchoParksWithoutReading(t *testing.T) {
 	cl, srv, c, done := echoPair(t, time.Minute, nil)
 	testnet.MustEcho(t, cl, "first")
-	testnet.MustEcho(t, cl, "second")
-	if v := sockopt(t, srv, unix.SOL_TCP, unix.TCP_INQ); v != 1 {
-		t.Fatalf("TCP_INQ = %d after the second message, want 1", v)
+	time.Sleep(50 * time.Millisecond) // the echo reads again, and parks
+	if v := sockopt(t, srv, unix.SOL_TCP, unix.TCP_INQ); v != 0 {
+		t.Fatalf("TCP_INQ = %d after one message, want 0: a connection per request pays no setsockopt", v)
 	}
-	sent := len("first") + len("second")
+	testnet.MustEcho(t, cl, "second")
+	testnet.MustEcho(t, cl, "third")
+	if v := sockopt(t, srv, unix.SOL_TCP, unix.TCP_INQ); v != 1 {
+		t.Fatalf("TCP_INQ = %d after the third message, want 1", v)
+	}
+	sent := len("first") + len("second") + len("third")
 	for i := range 2000 {
 		msg := string(bytes.Repeat([]byte{byte('a' + i%26)}, 1+i%200))
 		testnet.MustEcho(t, cl, msg)
