@@ -24,10 +24,13 @@ type deadline struct {
 }
 
 func (d *deadline) refresh() error {
-	if !d.due() {
+	if d.idle <= 0 {
 		return nil
 	}
 	now := time.Now()
+	if d.at.Sub(now) >= d.idle {
+		return nil
+	}
 	d.at = now.Add(d.idle + d.idle/4)
 	for _, c := range d.conns {
 		if c == nil {
@@ -40,13 +43,8 @@ func (d *deadline) refresh() error {
 	return nil
 }
 
-// due reports whether refresh has a deadline to push on.
-func (d *deadline) due() bool {
-	return d.idle > 0 && time.Until(d.at) < d.idle
-}
-
-// dueAt is when due turns true, in sinceEpoch's time; never without an
-// idle timeout.
+// dueAt is when refresh has a deadline to push on, in sinceEpoch's
+// time; never without an idle timeout.
 func (d *deadline) dueAt() int64 {
 	if d.idle <= 0 {
 		return math.MaxInt64

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -108,9 +107,7 @@ func TestRelayIdleTimeoutStuck(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			setNoLoop(t, p.noLoop)
-			setHopAfter(t, p.hop)
-			lp := startPair(t, context.Background(), new(Stats), testnet.Listen(t, "tcp"), idle, 1, p.wrap)
+			lp := p.pair(t, new(Stats), idle)
 			// Small messages first, for the hop; then fill until a
 			// write would wait.
 			for range 4 {

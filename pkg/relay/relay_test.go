@@ -28,16 +28,27 @@ func wrap(c net.Conn) net.Conn { return wrapper{c} }
 // first byte, goroutines that hop to the loop after two messages, one
 // goroutine per direction on the sockets for good, and the plain loop
 // over a wrapper.
-var paths = []struct {
-	name   string
-	noLoop bool
-	hop    int64
-	wrap   func(net.Conn) net.Conn
-}{
+var paths = []relayPath{
 	{"loop", false, 0, nil},
 	{"hop", false, 2, nil},
 	{"goroutines", true, 0, nil},
 	{"wrapped", false, 0, wrap},
+}
+
+type relayPath struct {
+	name   string
+	noLoop bool
+	hop    int64
+	wrap   func(net.Conn) net.Conn
+}
+
+// pair starts one relayed connection on path p, with the package's
+// knobs set for p until the test ends.
+func (p relayPath) pair(t *testing.T, st *Stats, idle time.Duration) *loopPair {
+	t.Helper()
+	setNoLoop(t, p.noLoop)
+	setHopAfter(t, p.hop)
+	return startPair(t, context.Background(), st, testnet.Listen(t, "tcp"), idle, 1, p.wrap)
 }
 
 func setNoLoop(t *testing.T, off bool) {
@@ -61,9 +72,7 @@ func TestRelayHalfClose(t *testing.T) {
 	for _, p := range paths {
 		for _, upFirst := range []bool{false, true} {
 			t.Run(p.name+map[bool]string{false: "/client first", true: "/upstream first"}[upFirst], func(t *testing.T) {
-				setNoLoop(t, p.noLoop)
-				setHopAfter(t, p.hop)
-				lp := startPair(t, context.Background(), new(Stats), testnet.Listen(t, "tcp"), 0, 1, p.wrap)
+				lp := p.pair(t, new(Stats), 0)
 				first, second := lp.cl, lp.up
 				if upFirst {
 					first, second = lp.up, lp.cl
@@ -101,10 +110,8 @@ func TestRelayHalfClose(t *testing.T) {
 func TestRelayBulkCounts(t *testing.T) {
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			setNoLoop(t, p.noLoop)
-			setHopAfter(t, p.hop)
 			st := new(Stats)
-			lp := startPair(t, context.Background(), st, testnet.Listen(t, "tcp"), time.Minute, 1, p.wrap)
+			lp := p.pair(t, st, time.Minute)
 			toUp, toClient := make([]byte, 3<<20+1), make([]byte, 2<<20+7)
 			_, _ = rand.Read(toUp)
 			_, _ = rand.Read(toClient)
@@ -151,9 +158,7 @@ func TestRelayIdleTimeout(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
-			setNoLoop(t, p.noLoop)
-			setHopAfter(t, p.hop)
-			lp := startPair(t, context.Background(), new(Stats), testnet.Listen(t, "tcp"), idle, 1, p.wrap)
+			lp := p.pair(t, new(Stats), idle)
 			// One-way traffic for three timeouts.
 			buf := make([]byte, 1)
 			var quiet time.Time
