@@ -4,7 +4,7 @@
 // a load generator and the orchestrator behind `make bench`.
 //
 //	sluice-bench serve -variant iocopy|loop|marker -addr 127.0.0.1:0
-//	sluice-bench serve -variant goproxy|rawproxy -addr 127.0.0.1:0 -upstream HOST:PORT
+//	sluice-bench serve -variant goproxy|rawproxy|rawloop -addr 127.0.0.1:0 -upstream HOST:PORT
 //	sluice-bench run [-rounds 5] [-duration 1s] [-only echo,proxy,...]
 //
 // run pins the servers it starts to CPU 0 and itself (the load generator)
@@ -51,7 +51,7 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   sluice-bench serve -variant iocopy|loop|marker -addr HOST:PORT   a baseline echo server
-  sluice-bench serve -variant goproxy|rawproxy -addr HOST:PORT -upstream HOST:PORT   a baseline proxy
+  sluice-bench serve -variant goproxy|rawproxy|rawloop -addr HOST:PORT -upstream HOST:PORT   a baseline proxy
   sluice-bench sluice -c FILE [-cpuprofile F]   sluice's supervisor in-process, for profiling
   sluice-bench run [flags]      run the benchmarks and write the report (see run -h)
   sluice-bench load -scenario pingpong|throughput|connrate -addr HOST:PORT   one scenario, by hand

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,18 @@ import (
 //     its own, with non-blocking sockets and no net.Conn: accept4, socket,
 //     connect, read, write, shutdown and close, as HAProxy's event loop
 //     does. It handles what the bench's loads need (partial writes, EOF in
-//     either direction, errors close the pair) and nothing more.
+//     either direction, errors close the pair) and nothing more. It makes
+//     its calls as a Go program usually does (golang.org/x/sys/unix, which
+//     goes through the runtime's entersyscall/exitsyscall) and waits in
+//     epoll_wait, except for the reads and writes.
+//   - rawloop is rawproxy with every system call made by RawSyscall, and
+//     the loop parked in Go's poller between its turns (its epoll instance
+//     registered there, as sluice's event loop's is) instead of blocking a
+//     thread in epoll_wait. A call through entersyscall that lasts longer
+//     than the runtime monitor's 20 µs tick (a loopback connect runs the
+//     whole handshake inside the call; a write or shutdown wakes the peer)
+//     has its processor taken and handed to another thread; the pair of
+//     them says what that costs per connection.
 //
 // Both disable TCP keepalive, as sluice and HAProxy do in the figures
 // they are compared with.
@@ -36,8 +48,13 @@ import (
 // A proxy variant serves ln until ctx ends (tests end it; serve never
 // does).
 var proxyVariants = map[string]func(ctx context.Context, ln *net.TCPListener, upstream string) error{
-	"goproxy":  goProxy,
-	"rawproxy": rawProxy,
+	"goproxy": goProxy,
+	"rawproxy": func(ctx context.Context, ln *net.TCPListener, upstream string) error {
+		return rawProxy(ctx, ln, upstream, false)
+	},
+	"rawloop": func(ctx context.Context, ln *net.TCPListener, upstream string) error {
+		return rawProxy(ctx, ln, upstream, true)
+	},
 }
 
 func goProxy(ctx context.Context, ln *net.TCPListener, upstream string) error {
@@ -102,9 +119,10 @@ type rawLoop struct {
 	ep    int
 	pairs map[int]*rawPair
 	buf   []byte
+	raw   bool // every call by RawSyscall (rawloop)
 }
 
-func rawProxy(ctx context.Context, ln *net.TCPListener, upstream string) error {
+func rawProxy(ctx context.Context, ln *net.TCPListener, upstream string, raw bool) error {
 	ap, err := netip.ParseAddrPort(upstream)
 	if err != nil || !ap.Addr().Is4() {
 		return fmt.Errorf("rawproxy: upstream %q: an IPv4 address and port", upstream)
@@ -130,12 +148,17 @@ func rawProxy(ctx context.Context, ln *net.TCPListener, upstream string) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(ep)
+	if !raw {
+		defer unix.Close(ep) // rawloop's is closed by serveInPoller
+	}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(lfd)}); err != nil {
 		return err
 	}
-	l := &rawLoop{ep: ep, pairs: map[int]*rawPair{}, buf: make([]byte, 16<<10)}
+	l := &rawLoop{ep: ep, pairs: map[int]*rawPair{}, buf: make([]byte, 16<<10), raw: raw}
 	defer l.closeAll()
+	if raw {
+		return l.serveInPoller(ctx, lfd, up)
+	}
 	// A context that can end is looked at every 100 ms; the bench's
 	// never ends, and its loop sleeps until there is work.
 	wait := -1
@@ -151,23 +174,71 @@ func rawProxy(ctx context.Context, ln *net.TCPListener, upstream string) error {
 		if err != nil {
 			return fmt.Errorf("rawproxy: epoll_wait: %w", err)
 		}
-		for _, ev := range evs[:n] {
-			fd := int(ev.Fd)
-			if fd == lfd {
-				l.accept(lfd, up)
-				continue
-			}
-			if p := l.pairs[fd]; p != nil {
-				l.event(p, fd, ev.Events)
-			}
-		}
+		l.events(evs[:n], lfd, up)
 	}
 	return nil
 }
 
+func (l *rawLoop) events(evs []unix.EpollEvent, lfd int, up *unix.SockaddrInet4) {
+	for _, ev := range evs {
+		fd := int(ev.Fd)
+		if fd == lfd {
+			l.accept(lfd, up)
+			continue
+		}
+		if p := l.pairs[fd]; p != nil {
+			l.event(p, fd, ev.Events)
+		}
+	}
+}
+
+// serveInPoller runs the loop's turns inside a RawConn.Read of its epoll
+// instance: between turns the goroutine parks in Go's poller, and the
+// thread is free for the runtime. ctx's end wakes it with a deadline.
+func (l *rawLoop) serveInPoller(ctx context.Context, lfd int, up *unix.SockaddrInet4) error {
+	// Non-blocking first: os.NewFile registers only such a descriptor
+	// with Go's poller.
+	if err := unix.SetNonblock(l.ep, true); err != nil {
+		_ = unix.Close(l.ep)
+		return err
+	}
+	epf := os.NewFile(uintptr(l.ep), "epoll")
+	rc, err := epf.SyscallConn()
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = epf.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	evs := make([]unix.EpollEvent, 256)
+	var ferr error
+	err = rc.Read(func(uintptr) bool {
+		for {
+			r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+			switch {
+			case e == unix.EINTR:
+				continue
+			case e != 0:
+				ferr = fmt.Errorf("rawloop: epoll_wait: %w", e)
+				return true
+			case r == 0:
+				return false // park until the epoll instance is readable
+			}
+			l.events(evs[:r], lfd, up)
+		}
+	})
+	_ = epf.Close()
+	if ferr != nil {
+		return ferr
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
 func (l *rawLoop) accept(lfd int, up *unix.SockaddrInet4) {
 	for {
-		c, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		c, err := l.accept4(lfd)
 		if err == unix.EAGAIN {
 			return
 		}
@@ -178,16 +249,16 @@ func (l *rawLoop) accept(lfd int, up *unix.SockaddrInet4) {
 			time.Sleep(10 * time.Millisecond)
 			return
 		}
-		u, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		u, err := l.socket()
 		if err != nil {
-			_ = unix.Close(c)
+			l.closeFD(c)
 			continue
 		}
-		_ = unix.SetsockoptInt(c, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		_ = unix.SetsockoptInt(u, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		if err := unix.Connect(u, up); err != nil && err != unix.EINPROGRESS {
-			_ = unix.Close(c)
-			_ = unix.Close(u)
+		l.noDelay(c)
+		l.noDelay(u)
+		if err := l.connect(u, up); err != nil && err != unix.EINPROGRESS {
+			l.closeFD(c)
+			l.closeFD(u)
 			continue
 		}
 		p := &rawPair{fd: [2]int{c, u}}
@@ -196,8 +267,8 @@ func (l *rawLoop) accept(lfd int, up *unix.SockaddrInet4) {
 		// how its connect completes), the client only once a write to
 		// it comes back short (flush): a socket that is writable is
 		// otherwise one more event per connection.
-		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, c, &unix.EpollEvent{Events: readEvents, Fd: int32(c)})
-		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, u, &unix.EpollEvent{Events: readEvents | unix.EPOLLOUT, Fd: int32(u)})
+		l.epollCtl(unix.EPOLL_CTL_ADD, c, readEvents)
+		l.epollCtl(unix.EPOLL_CTL_ADD, u, readEvents|unix.EPOLLOUT)
 	}
 }
 
@@ -315,7 +386,7 @@ func (l *rawLoop) flush(p *rawPair, j int) bool {
 	p.pend[j] = nil
 	if p.eof[1-j] && !p.eof[j] && !p.shut[j] {
 		p.shut[j] = true
-		_ = unix.Shutdown(p.fd[j], unix.SHUT_WR)
+		l.shutdown(p.fd[j])
 	}
 	return true
 }
@@ -325,7 +396,7 @@ func (l *rawLoop) flush(p *rawPair, j int) bool {
 func (l *rawLoop) watchWrites(p *rawPair, j int) {
 	if j == 0 && !p.outWatched {
 		p.outWatched = true
-		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_MOD, p.fd[0], &unix.EpollEvent{Events: readEvents | unix.EPOLLOUT, Fd: int32(p.fd[0])})
+		l.epollCtl(unix.EPOLL_CTL_MOD, p.fd[0], readEvents|unix.EPOLLOUT)
 	}
 }
 
@@ -338,7 +409,7 @@ func (l *rawLoop) closeAll() {
 func (l *rawLoop) close(p *rawPair) {
 	for _, fd := range p.fd {
 		delete(l.pairs, fd)
-		_ = unix.Close(fd) // closing removes it from the epoll set
+		l.closeFD(fd) // closing removes it from the epoll set
 	}
 }
 
@@ -356,6 +427,81 @@ func rawSend(fd int, p []byte) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
 	if e != 0 {
 		return 0, e
+	}
+	return int(r), nil
+}
+
+// The loop's other system calls: through x/sys/unix (rawproxy), or by
+// RawSyscall (rawloop). None of them blocks: the sockets are non-blocking.
+
+func (l *rawLoop) accept4(lfd int) (int, error) {
+	if !l.raw {
+		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		return fd, err
+	}
+	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	return rawFD(r, e)
+}
+
+func (l *rawLoop) socket() (int, error) {
+	const typ = unix.SOCK_STREAM | unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC
+	if !l.raw {
+		return unix.Socket(unix.AF_INET, typ, 0)
+	}
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, typ, 0)
+	return rawFD(r, e)
+}
+
+func (l *rawLoop) noDelay(fd int) {
+	if !l.raw {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		return
+	}
+	one := int32(1)
+	unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, uintptr(unsafe.Pointer(&one)), 4, 0)
+}
+
+func (l *rawLoop) connect(fd int, sa *unix.SockaddrInet4) error {
+	if !l.raw {
+		return unix.Connect(fd, sa)
+	}
+	rsa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: sa.Addr}
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&rsa.Port))[:], uint16(sa.Port))
+	_, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), unsafe.Sizeof(rsa))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func (l *rawLoop) shutdown(fd int) {
+	if !l.raw {
+		_ = unix.Shutdown(fd, unix.SHUT_WR)
+		return
+	}
+	unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), unix.SHUT_WR, 0)
+}
+
+func (l *rawLoop) closeFD(fd int) {
+	if !l.raw {
+		_ = unix.Close(fd)
+		return
+	}
+	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+}
+
+func (l *rawLoop) epollCtl(op, fd int, events uint32) {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if !l.raw {
+		_ = unix.EpollCtl(l.ep, op, fd, &ev)
+		return
+	}
+	unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(l.ep), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+}
+
+func rawFD(r uintptr, e unix.Errno) (int, error) {
+	if e != 0 {
+		return -1, e
 	}
 	return int(r), nil
 }

@@ -26,6 +26,7 @@ const noLoopEnv = "SLUICE_RELAY_EVENT_LOOP=off"
 const (
 	goProxyT  = "go-proxy"
 	rawProxyT = "go-epoll-proxy"
+	rawLoopT  = "go-rawloop-proxy"
 )
 
 var haproxyBoth = []string{haproxyT, haproxySpliceT}
@@ -140,9 +141,10 @@ func firstLine(s string) string {
 }
 
 // proxyConnRate measures what a proxied connection costs: sluice's plain
-// proxy against HAProxy, and both against the two bounds of Go itself,
-// its net package with a goroutine per connection (go-proxy) and an
-// event loop on raw sockets (go-epoll-proxy).
+// proxy against HAProxy, and both against the bounds of Go itself: its
+// net package with a goroutine per connection (go-proxy), and an event
+// loop on raw sockets making its system calls through the runtime
+// (go-epoll-proxy) or around it (go-rawloop-proxy).
 func proxyConnRate(e *env) error {
 	const sec = "Proxy connection rate (connect, one 64-byte round trip, close; 4 clients)"
 	ratios := []ratioSpec{
@@ -150,6 +152,7 @@ func proxyConnRate(e *env) error {
 		{sluiceProxyT, []string{goProxyT}, "Go net proxy (a goroutine per connection)", 0, 0},
 		{sluiceProxyT, []string{compareT}, "the -compare build", 0, 0},
 		{rawProxyT, []string{haproxyT}, "HAProxy", 0, 0},
+		{rawLoopT, []string{haproxyT}, "HAProxy", 0, 0},
 	}
 	return e.connRateSection(e.proxyConnTargets, "proxy", sec, ratios, ratios)
 }
@@ -159,7 +162,7 @@ func (e *env) proxyConnTargets() (ts []*target, ok bool, err error) {
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	for _, v := range []struct{ name, variant string }{{goProxyT, "goproxy"}, {rawProxyT, "rawproxy"}} {
+	for _, v := range []struct{ name, variant string }{{goProxyT, "goproxy"}, {rawProxyT, "rawproxy"}, {rawLoopT, "rawloop"}} {
 		t, err := e.startGo(v.name, v.variant, serverCPU, "-upstream", up.addr)
 		if err != nil {
 			return nil, false, err

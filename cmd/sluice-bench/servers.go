@@ -74,7 +74,7 @@ func plainLoop(c *net.TCPConn) {
 
 func serveCmd(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	variant := fs.String("variant", "loop", "iocopy, loop, marker, pp or hello (echo servers); goproxy or rawproxy (proxies to -upstream)")
+	variant := fs.String("variant", "loop", "iocopy, loop, marker, pp or hello (echo servers); goproxy, rawproxy or rawloop (proxies to -upstream)")
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
 	upstream := fs.String("upstream", "", "the upstream of a proxy variant (IPv4 address and port)")
 	var prof profiler
