@@ -74,7 +74,7 @@ func Copy(c *chain.Conn, dst, src net.Conn, dir Dir, st *Stats) error {
 	if err := f.run(); err != nil {
 		return err
 	}
-	chain.CloseWrite(dst)
+	closeWrite(dst)
 	return nil
 }
 

@@ -235,7 +235,7 @@ func (e *evloop) move(r *relay, i int) error {
 		}
 		if f.eof {
 			if !f.shut {
-				_ = unix.Shutdown(r.fd[dst], unix.SHUT_WR)
+				rawShutdown(r.fd[dst])
 				f.shut = true
 				f.release()
 			}

@@ -34,6 +34,11 @@ func rawSplice(in, out, n int) (int, error) {
 	return rawResult(r, e)
 }
 
+// rawShutdown half-closes fd (see closeWrite).
+func rawShutdown(fd int) {
+	unix.RawSyscall(unix.SYS_SHUTDOWN, uintptr(fd), unix.SHUT_WR, 0)
+}
+
 // rawEpollPoll returns the events ready now, without waiting.
 func rawEpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)

@@ -174,7 +174,7 @@ func (p *pair) direction(dir Dir) {
 	p.mu.Lock()
 	p.done[dirIndex(dir)] = true
 	p.mu.Unlock()
-	if !chain.CloseWrite(f.dst) {
+	if !closeWrite(f.dst) {
 		p.stop(nil)
 	}
 }

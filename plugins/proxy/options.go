@@ -258,10 +258,11 @@ func oneOf(v string, allowed []string) bool {
 }
 
 // keepAliveDialer dials TCP with keepalive probes after d of silence, or
-// none when d is 0 (a negative KeepAlive is how net.Dialer says off).
+// none when d is 0 (a negative KeepAlive is how net.Dialer says off). Its
+// connects start by RawSyscall (startConnect).
 func keepAliveDialer(d time.Duration) net.Dialer {
 	if d <= 0 {
-		return net.Dialer{KeepAlive: -1}
+		return net.Dialer{KeepAlive: -1, Control: startConnect}
 	}
-	return net.Dialer{KeepAliveConfig: listener.KeepAliveConfig(d)}
+	return net.Dialer{KeepAliveConfig: listener.KeepAliveConfig(d), Control: startConnect}
 }
