@@ -3,6 +3,8 @@
 package main
 
 import (
+	"os"
+	"slices"
 	"testing"
 	"unicode/utf8"
 )
@@ -30,5 +32,21 @@ func TestChartLabels(t *testing.T) {
 	}
 	if len(seen) < 40 {
 		t.Errorf("%d labels: the report has lost figures", len(seen))
+	}
+}
+
+// TestUnitEnvironment: the bench runs sluice with the environment its
+// systemd unit sets, read from the unit the package installs.
+func TestUnitEnvironment(t *testing.T) {
+	b, err := os.ReadFile("../../" + unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := unitEnvironment(string(b))
+	if !slices.Contains(env, "GODEBUG=schedtrace=2147483647") {
+		t.Errorf("the unit's environment: %q, want GODEBUG=schedtrace=2147483647 in it", env)
+	}
+	if got := unitEnvironment("[Service]\nEnvironment=A=1 B=2\n# Environment=C=3\nExecStart=x\n"); !slices.Equal(got, []string{"A=1", "B=2"}) {
+		t.Errorf("unitEnvironment: %q", got)
 	}
 }

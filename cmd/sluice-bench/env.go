@@ -31,6 +31,8 @@ type env struct {
 	nofile uint64
 	// tokioNoted is set once the missing Tokio baseline was noted.
 	tokioNoted bool
+	// unit is the environment sluice's systemd unit sets (useUnitEnv).
+	unit []string
 }
 
 func newEnv(o runOpts, res *Results) *env { return &env{o: o, res: res} }
@@ -97,12 +99,43 @@ func (e *env) startSluiceFull(name, bin, cfgPath, addr string, env []string, ext
 		}
 		argv = append([]string{self, "sluice", "-c", cfgPath}, e.profFlags(name)...)
 	}
+	env = append(append([]string(nil), e.unit...), env...)
 	if len(env) > 0 {
 		// env(1) execs the server in its place: the measured PID is
 		// the server's.
 		argv = append(append([]string{"env"}, env...), argv...)
 	}
 	return e.startServer(name, addr, argv...)
+}
+
+// unitFile is sluice's systemd unit, relative to the repository's root
+// (where make bench runs the harness).
+const unitFile = "packaging/sluice.service"
+
+// useUnitEnv makes every sluice run with the environment its systemd unit
+// sets (Environment= lines), as the package runs it, and notes which.
+func (e *env) useUnitEnv(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.note("sluice runs with the harness's environment: %v", err)
+		return
+	}
+	e.unit = unitEnvironment(string(b))
+	if len(e.unit) > 0 {
+		e.note("sluice runs with the environment of its systemd unit (%s): %s", path, strings.Join(e.unit, " "))
+	}
+}
+
+// unitEnvironment is the KEY=VALUE assignments of a unit's Environment=
+// lines (unquoted ones: what sluice's unit uses).
+func unitEnvironment(unit string) []string {
+	var env []string
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Environment="); ok {
+			env = append(env, strings.Fields(v)...)
+		}
+	}
+	return env
 }
 
 // startServer runs argv on the server CPU as target name and waits until

@@ -87,6 +87,7 @@ func runCmd(args []string) error {
 	res := &Results{Machine: machine(), Rounds: o.rounds, Duration: o.duration.String()}
 	env := newEnv(o, res)
 	env.nofile = nofile
+	env.useUnitEnv(unitFile)
 	defer env.stopAll()
 	for _, sec := range sections {
 		if !o.want(sec.name) {
