@@ -42,6 +42,9 @@ type Conn struct {
 	notes []any
 
 	baseLog hclog.Logger
+	// goFn starts the goroutines a handler runs for the connection (see
+	// Go); nil: plain go statements.
+	goFn func(func())
 	// log is derived from baseLog when first asked for; SetRemoteAddr
 	// drops it so that the next one names the new address.
 	log atomic.Pointer[hclog.Logger]
@@ -72,6 +75,24 @@ func (c *Conn) Init(raw net.Conn, id uint64, listener string, idle time.Duration
 	c.idleTimeout = idle
 	c.baseLog = base
 	c.notes = c.notes[:0]
+	c.goFn = nil
+}
+
+// SetGo names who runs the goroutines a handler starts for the connection
+// (see Go). Call it right after Init.
+func (c *Conn) SetGo(goFn func(func())) { c.goFn = goFn }
+
+// Go runs f on a goroutine of its own, as a go statement does, for a
+// handler that needs a second one for the connection (the relay's second
+// direction). Under the supervisor it is one that served earlier work,
+// whose stack has grown already. Like any goroutine, f must recover its
+// own panics.
+func (c *Conn) Go(f func()) {
+	if c.goFn != nil {
+		c.goFn(f)
+		return
+	}
+	go f()
 }
 
 // SetLocalAddr names the address the connection was accepted on when the

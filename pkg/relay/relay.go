@@ -95,7 +95,7 @@ func (p *pair) run() {
 	// it; it ends at the upstream's EOF, at a hop, or when stop closes
 	// both sides.
 	back := make(chan struct{})
-	go func() {
+	p.c.Go(func() {
 		defer close(back)
 		// A panic here would escape the supervisor's per-connection
 		// recovery, which guards only the connection's own goroutine.
@@ -106,7 +106,7 @@ func (p *pair) run() {
 			}
 		}()
 		p.direction(Out)
-	}()
+	})
 	p.direction(In)
 	<-back
 }

@@ -72,6 +72,7 @@ func (r *runner) handle(nc net.Conn) {
 			// socket's own name is the one it was bound under.
 			t.conn.SetLocalAddr(r.ln.Addr())
 		}
+		t.conn.SetGo(r.s.workers.goFn)
 		t.g, t.goKeepAlive = g, r.goKeepAlive
 		t.bytes.c, t.bytes.m = &t.conn, g.metrics
 		if !g.add(t) {
@@ -79,8 +80,7 @@ func (r *runner) handle(nc net.Conn) {
 			// been swapped in; take that one.
 			continue
 		}
-		r.s.wg.Add(1)
-		go r.s.serve(t)
+		r.s.workers.serve(t)
 		return
 	}
 }
@@ -88,7 +88,6 @@ func (r *runner) handle(nc net.Conn) {
 // serve runs the chain on t and cleans up after it, whatever the chain
 // does: a panic closes this connection only.
 func (s *Supervisor) serve(t *tracked) {
-	defer s.wg.Done()
 	g, c := t.g, &t.conn
 	g.metrics.Total.Inc()
 	g.metrics.Active.Inc()

@@ -51,7 +51,8 @@ type Supervisor struct {
 	forced atomic.Int64
 	// wg counts every goroutine the supervisor started: accept loops and
 	// connections. Shutdown waits for it.
-	wg sync.WaitGroup
+	wg      sync.WaitGroup
+	workers workers
 }
 
 // New returns a supervisor serving nothing. m may be nil (tests); a
@@ -60,13 +61,15 @@ func New(log hclog.Logger, m *metrics.Metrics) *Supervisor {
 	if m == nil {
 		m = metrics.New()
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		log:     log,
 		metrics: m,
 		shared:  chain.NewShared(),
 		runners: make(map[string]*runner),
 		open:    make(map[string]*atomic.Int64),
 	}
+	s.workers.init(s)
+	return s
 }
 
 // Shared is the store in which handlers keep state across reloads; tests
@@ -239,6 +242,8 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	start := time.Now()
 	forcedBefore := s.forced.Load()
 	done := make(chan struct{})
+	// No connection is accepted any more: waiting workers can go.
+	s.workers.close()
 	go func() {
 		drainAll(gens)
 		s.wg.Wait()
