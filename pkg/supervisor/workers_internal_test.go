@@ -79,16 +79,7 @@ func TestWorkersEndWhenIdle(t *testing.T) {
 	close(release)
 	idleWorkers(t, ws, 3)
 	idleWorkers(t, ws, 0) // reaped
-	ended := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(ended)
-	}()
-	select {
-	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatal("reaped workers did not end")
-	}
+	allEnded(t, s, "reaped workers did not end")
 	ws.close()
 }
 
@@ -105,6 +96,12 @@ func TestWorkersEndAtClose(t *testing.T) {
 	ran := make(chan struct{})
 	ws.do(func() { close(ran) })
 	<-ran
+	allEnded(t, s, "workers still run after close")
+}
+
+// allEnded waits for every goroutine s started to end.
+func allEnded(t *testing.T, s *Supervisor, msg string) {
+	t.Helper()
 	ended := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -113,6 +110,6 @@ func TestWorkersEndAtClose(t *testing.T) {
 	select {
 	case <-ended:
 	case <-time.After(5 * time.Second):
-		t.Fatal("workers still run after close")
+		t.Fatal(msg)
 	}
 }
