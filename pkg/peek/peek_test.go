@@ -180,3 +180,27 @@ func TestLooksPacedForDribbledBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketAllocations: a look at bytes already waiting costs the
+// peeker's own state and nothing per system call (no room for a sender's
+// address, which a connected socket has none of).
+func TestSocketAllocations(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the allocation-free recvfrom is Linux's")
+	}
+	client, server := testnet.TCPPair(t)
+	if _, err := client.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	deadline := time.Now().Add(10 * time.Second)
+	look := func(b []byte) (bool, int) { return bytes.IndexByte(b, '\n') >= 0, 0 }
+	if seen, _, err := peek.Socket(server, buf, deadline, look); err != nil || string(seen) != "hello\n" {
+		t.Fatalf("peek: %q, %v", seen, err)
+	}
+	n := testing.AllocsPerRun(100, func() { _, _, _ = peek.Socket(server, buf, deadline, look) })
+	if n > 4 {
+		t.Errorf("%.0f allocations per look at waiting bytes, want at most 4", n)
+	}
+	t.Logf("%.0f allocations per look", n)
+}

@@ -107,7 +107,7 @@ func (p *peeker) try(fd uintptr) bool {
 			p.closed = true
 		}
 	}
-	p.n, _, p.err = unix.Recvfrom(int(fd), p.buf, unix.MSG_PEEK)
+	p.n, p.err = recv(int(fd), p.buf, unix.MSG_PEEK)
 	switch {
 	case errors.Is(p.err, unix.EAGAIN), errors.Is(p.err, unix.EINTR):
 		p.idle, p.err = true, nil
@@ -131,7 +131,7 @@ func (p *peeker) try(fd uintptr) bool {
 // peek copies what waits in the socket without waiting: the last look's
 // bytes when the wait ended.
 func (p *peeker) peek(fd uintptr) {
-	if n, _, err := unix.Recvfrom(int(fd), p.buf, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && n > p.last {
+	if n, err := recv(int(fd), p.buf, unix.MSG_PEEK|unix.MSG_DONTWAIT); err == nil && n > p.last {
 		p.last, p.counted = n, n
 	}
 }

@@ -96,10 +96,14 @@ func handshakeMessage(b []byte) ([]byte, verdict) {
 		} else if msg == nil {
 			return nil, more // the first record is still arriving
 		}
+		if msg == nil && len(frag) >= 4 {
+			// The common case: the first record holds the whole
+			// message, whatever follows it. No copy.
+			if end := 4 + (int(frag[1])<<16 | int(frag[2])<<8 | int(frag[3])); end <= len(frag) {
+				return frag[4:end], yes
+			}
+		}
 		switch {
-		case msg == nil && len(b) == len(frag)+5 && need < 0 && complete:
-			// The common case, one record: no copy.
-			msg = frag
 		case msg == nil:
 			// A copy, never b itself, which is the caller's.
 			msg = append([]byte(nil), frag...)

@@ -174,3 +174,25 @@ func FuzzParseHost(f *testing.F) {
 		_ = tlsRecord(b)
 	})
 }
+
+// TestParseHelloNoCopy: a hello in one record is read in place, also
+// when the client's next bytes follow it in the same peek (as they do
+// when it wrote both at once): no allocation but the names it returns.
+func TestParseHelloNoCopy(t *testing.T) {
+	one := clientHello(t, "app.example.com")
+	withData := append(append([]byte{}, one...), make([]byte, 64)...)
+	for name, b := range map[string][]byte{"alone": one, "with data after it": withData} {
+		if msg, v := handshakeMessage(b); v != yes || &msg[0] != &b[9] {
+			t.Errorf("%s: the message was copied (verdict %v)", name, v)
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = parseHello(b) }); n > 1 {
+			t.Errorf("%s: %.0f allocations per hello, want at most 1 (the name)", name, n)
+		}
+	}
+	// Two records: joined, in a copy of their own.
+	two := records(one, 600)
+	msg, v := handshakeMessage(two)
+	if v != yes || &msg[0] == &two[9] {
+		t.Errorf("two records: verdict %v, joined in place", v)
+	}
+}
