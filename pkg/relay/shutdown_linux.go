@@ -14,11 +14,10 @@ import (
 // the runtime would then hand the processor to another thread for the
 // rest of the call.
 func closeWrite(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok || !isSocket(c) {
+	if !isSocket(c) {
 		return chain.CloseWrite(c)
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := c.(syscall.Conn).SyscallConn() // a socket is one
 	if err != nil {
 		return chain.CloseWrite(c)
 	}
