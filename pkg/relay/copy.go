@@ -28,7 +28,8 @@ type Stats struct {
 	// Buffered counts directions copied through a buffer because an end
 	// is not a socket (a middleware's wrapper).
 	Buffered atomic.Int64
-	// Held counts messages an event loop, or an echo, had to keep
+	// Held counts messages an event loop, or a flow that passes on
+	// within its wait, had to keep
 	// because their destination was full.
 	Held atomic.Int64
 	// Hops counts pairs that moved from their goroutines to an event
@@ -101,8 +102,8 @@ const (
 	bulkReads = 4
 )
 
-// errBulk is an echo's read saying that its reads show bulk data, all
-// of it written back (see echoOn).
+// errBulk is the read of a flow that passes on within its wait, saying
+// that its reads show bulk data, all of it passed on (see passOn).
 var errBulk = errors.New("bulk data")
 
 // directSplice lets a test keep bulk data of the goroutines on the copy
@@ -206,12 +207,12 @@ func (f *flow) direct(r *idleReader) error {
 		if err := f.wait(); err != nil {
 			return err
 		}
-		if r.echo {
+		if r.pass {
 			r.dueAt = f.dl.dueAt()
 		}
 		b, rerr := r.read()
 		if n := len(b); n > 0 {
-			if r.echo {
+			if r.pass {
 				f.st.held() // what the socket had no room for
 			}
 			if err := f.write(b); err != nil {
@@ -233,14 +234,17 @@ func (f *flow) direct(r *idleReader) error {
 			if f.p.tick(f.dir) {
 				return errHop
 			}
-			// An echo that goes on after its first message reads
-			// through echoOn from then on; one that does not (a
-			// connection per request) saves its setsockopt.
+			// A flow that goes on after its first message passes on
+			// within its wait from then on (passOn); one that does
+			// not (a connection per request) saves its setsockopt.
 			if msgs++; msgs == 2 {
-				r.echoOn(f)
+				r.passOn(f)
 			}
 		}
-		if rerr == errBulk { // an echo's, all written back
+		if rerr == errBulk { // all passed on
+			if !f.p.bulk() {
+				return errHop
+			}
 			if s, ok := newSplicer(f.dst, f.src); ok {
 				return f.spliceFrom(s, r)
 			}

@@ -15,9 +15,11 @@
 // direction waits for readability without holding a buffer, small
 // messages take one read and one write, and once the reads show bulk data
 // the direction switches to splice(2) on Linux, whose pipes also go back
-// to a pool whenever the source runs dry. An echo on a TCP socket on
-// Linux reads, writes back and parks inside one wait, with TCP_INQ saying
-// when the queue is empty (echo_linux.go). On Linux a Relay pair that
+// to a pool whenever the source runs dry. On Linux a direction between
+// TCP sockets (an echo's one socket, or the two of a pair on its
+// goroutines) reads, passes on and parks inside one wait from its second
+// message on, with TCP_INQ saying when the queue is empty, so that it
+// never reads only to find nothing (pass_linux.go). On Linux a Relay pair that
 // keeps exchanging small messages moves from its two goroutines to an
 // event loop (loop_linux.go), between two messages (hop.go).
 package relay

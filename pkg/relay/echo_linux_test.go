@@ -2,9 +2,11 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -100,7 +102,7 @@ func TestEchoLastBytesWithFIN(t *testing.T) {
 	if !ok {
 		t.Fatal("no idle reader on a TCP socket")
 	}
-	if !r.echoOn(f) {
+	if !r.passOn(f) {
 		t.Fatal("no TCP_INQ echo on a TCP socket")
 	}
 	if _, err := cl.Write([]byte("bye")); err != nil {
@@ -230,5 +232,69 @@ func TestEchoPeerReset(t *testing.T) {
 	_ = cl.Close()
 	if err := waitCopy(t, done); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("Copy = %v, want a reset", err)
+	}
+}
+
+// TestRelayPassesOn: on its goroutines, a relay's direction between two
+// TCP sockets passes on within its wait from its second message on, as
+// an echo does: TCP_INQ is on for the client's socket, every message
+// arrives intact both ways, the counts are exact, and the client's last
+// bytes with its FIN reach the upstream before its EOF.
+func TestRelayPassesOn(t *testing.T) {
+	setNoLoop(t, true)
+	lp := startPair(t, context.Background(), nil, testnet.Listen(t, "tcp"), time.Minute, 1, nil)
+	raw, ok := lp.c.Raw().(*net.TCPConn)
+	if !ok {
+		t.Fatalf("the accepted connection is a %T", lp.c.Raw())
+	}
+	var in, out int
+	exchange := func(msg string) {
+		t.Helper()
+		mustRelay(t, lp.cl, lp.up, msg)
+		mustRelay(t, lp.up, lp.cl, strings.ToUpper(msg))
+		in += len(msg)
+		out += len(msg)
+	}
+	exchange("first")
+	if v := sockopt(t, raw, unix.SOL_TCP, unix.TCP_INQ); v != 0 {
+		t.Fatalf("TCP_INQ = %d after one message, want 0: a connection per request pays no setsockopt", v)
+	}
+	for i := range 500 {
+		exchange(string(bytes.Repeat([]byte{byte('a' + i%26)}, 1+i%300)))
+	}
+	if v := sockopt(t, raw, unix.SOL_TCP, unix.TCP_INQ); v != 1 {
+		t.Fatalf("TCP_INQ = %d after many messages, want 1", v)
+	}
+	if _, err := lp.cl.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	_ = lp.cl.(*net.TCPConn).CloseWrite()
+	if got, err := io.ReadAll(lp.up); err != nil || string(got) != "bye" {
+		t.Fatalf("upstream got %q, %v; want bye and EOF", got, err)
+	}
+	if _, err := lp.up.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	_ = lp.up.(*net.TCPConn).CloseWrite()
+	if got, err := io.ReadAll(lp.cl); err != nil || string(got) != "ok" {
+		t.Fatalf("client got %q, %v; want ok and EOF", got, err)
+	}
+	if err := lp.wait(t); err != nil {
+		t.Fatalf("Relay = %v", err)
+	}
+	if lp.c.BytesIn() != int64(in+3) || lp.c.BytesOut() != int64(out+2) {
+		t.Errorf("counted in/out %d/%d, want %d/%d", lp.c.BytesIn(), lp.c.BytesOut(), in+3, out+2)
+	}
+}
+
+// mustRelay writes msg on from and reads it whole on to.
+func mustRelay(t *testing.T, from, to net.Conn, msg string) {
+	t.Helper()
+	if _, err := from.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(to, got); err != nil || string(got) != msg {
+		t.Fatalf("relayed %q, %v; want %q", got, err, msg)
 	}
 }

@@ -9,7 +9,7 @@ import "net"
 // plain loop.
 type idleReader struct {
 	dog   *watchdog
-	echo  bool
+	pass  bool
 	dueAt int64
 }
 
@@ -18,4 +18,4 @@ func newIdleReader(net.Conn) (*idleReader, bool) { return nil, false }
 func (r *idleReader) read() ([]byte, error) { return nil, errNoPipe }
 func (r *idleReader) release()              {}
 func (r *idleReader) close()                {}
-func (r *idleReader) echoOn(*flow) bool     { return false }
+func (r *idleReader) passOn(*flow) bool     { return false }

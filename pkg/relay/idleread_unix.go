@@ -25,27 +25,29 @@ import (
 type idleReader struct {
 	rc  syscall.RawConn
 	buf *[]byte
-	// readFn is the method value r.fill, made once so that a read does
-	// not allocate a closure.
-	readFn func(fd uintptr) bool
+	// readFn and writeFn are the method values r.fill and r.writeOut,
+	// made once so that a read does not allocate a closure.
+	readFn, writeFn func(fd uintptr) bool
 	// dog is touched before each read (see watchdog); nil for Copy.
 	dog *watchdog
 	err int32 // a syscall.Errno
 	n   int32
 
-	// An echo's (see echoOn), kept here rather than a pointer to its
-	// flow, which then stays on the stack: c and dir count the bytes
-	// written back; dueAt is when the idle deadline wants pushing on
-	// (see sinceEpoch); w is how many of the n bytes read went back; big
-	// counts reads in a row of at least bulkRead bytes, bulk says they
-	// show bulk data, again that the deadline is due, and inq that
-	// TCP_INQ was asked for.
+	// A flow's that passes on within its wait (see passOn), kept here
+	// rather than a pointer to its flow, which then stays on the stack:
+	// out is the destination (nil: the socket read, an echo's); c and
+	// dir count the bytes passed on; dueAt is when the idle deadline
+	// wants pushing on (see sinceEpoch); w is how many of the n bytes
+	// read went on; big counts reads in a row of at least bulkRead
+	// bytes, bulk says they show bulk data, again that the deadline is
+	// due, and inq that TCP_INQ was asked for.
+	out                    syscall.RawConn
 	c                      *chain.Conn
 	dueAt                  int64
 	w                      int32
 	big                    int8
 	dir                    Dir
-	echo, bulk, again, inq bool
+	pass, bulk, again, inq bool
 }
 
 // newIdleReader returns an idleReader for c, or false when c is not a
@@ -68,7 +70,7 @@ func newIdleReader(c net.Conn) (*idleReader, bool) {
 // costs no allocation of its own.
 var idleReaders = sync.Pool{New: func() any {
 	r := new(idleReader)
-	r.readFn = r.fill
+	r.readFn, r.writeFn = r.fill, r.writeOut
 	return r
 }}
 
@@ -77,8 +79,8 @@ var idleReaders = sync.Pool{New: func() any {
 func (r *idleReader) close() {
 	r.release()
 	r.rc, r.dog, r.n, r.err = nil, nil, 0, 0
-	r.c, r.dueAt, r.w, r.big, r.dir = nil, 0, 0, 0, 0
-	r.echo, r.bulk, r.again, r.inq = false, false, false, false
+	r.out, r.c, r.dueAt, r.w, r.big, r.dir = nil, nil, 0, 0, 0, 0
+	r.pass, r.bulk, r.again, r.inq = false, false, false, false
 	idleReaders.Put(r)
 }
 
@@ -86,10 +88,10 @@ func (r *idleReader) close() {
 // buffer of BufferSize bytes. The bytes are valid until the next read or
 // release. At the end of the stream it returns io.EOF.
 //
-// An echo's read (see echoOn) writes back what it reads until a write
-// cannot finish, and returns what is left to write; errBulk when the
-// reads showed bulk data, all of it written back; nothing (and no error)
-// when its idle deadline is due to be pushed on.
+// A read of a flow that passes on (see passOn) writes what it reads
+// until a write cannot finish, and returns what is left to write; errBulk
+// when the reads showed bulk data, all of it passed on; nothing (and no
+// error) when its idle deadline is due to be pushed on.
 func (r *idleReader) read() ([]byte, error) {
 	r.n, r.err, r.w, r.bulk, r.again = 0, 0, 0, false, false
 	if err := r.rc.Read(r.readFn); err != nil {
@@ -125,8 +127,8 @@ func (r *idleReader) release() {
 // fill is called by RawConn.Read with the socket's descriptor; returning
 // false parks the goroutine until the socket is readable.
 func (r *idleReader) fill(fd uintptr) bool {
-	if r.echo {
-		return r.echoFill(fd)
+	if r.pass {
+		return r.passFill(fd)
 	}
 	if r.buf == nil {
 		r.buf = GetBuffer()

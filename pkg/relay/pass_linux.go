@@ -44,28 +44,42 @@ func recvInq(fd int, p []byte) (n, inq int, err error) {
 	return int(r), inq, nil
 }
 
-// echoOn makes r, the reader of f, an echo's: f's src and dst are one
-// TCP socket, and fill writes back what it reads. False, and r as it
-// was, for any other flow.
-func (r *idleReader) echoOn(f *flow) bool {
-	if f.src != f.dst || f.p != nil {
+// passOn makes r, the reader of f, pass on what it reads within its own
+// wait (passFill), when f's ends are TCP sockets: the one socket of an
+// echo, which writes back, or the two of a relay's direction. A relay's
+// pair that may still move to the event loop counts its messages in
+// direct instead. False, and r as it was, for any other flow.
+func (r *idleReader) passOn(f *flow) bool {
+	if f.p != nil && f.p.hop != nil {
 		return false
 	}
 	if _, ok := f.src.(*net.TCPConn); !ok {
 		return false
 	}
-	r.c, r.dir, r.dueAt, r.echo = f.c, f.dir, f.dl.dueAt(), true
+	var out syscall.RawConn
+	if f.dst != f.src {
+		dst, ok := f.dst.(*net.TCPConn)
+		if !ok {
+			return false
+		}
+		rc, err := dst.SyscallConn()
+		if err != nil {
+			return false
+		}
+		out = rc
+	}
+	r.c, r.dir, r.dueAt, r.out, r.pass = f.c, f.dir, f.dl.dueAt(), out, true
 	return true
 }
 
-// echoFill is fill for an echo: it reads and writes back until the queue
-// is empty, then parks (false). It returns true, for read to hand over,
-// when a write could not finish (n and w say what is left), the reads
-// show bulk data, or the stream ended or failed.
-func (r *idleReader) echoFill(fd uintptr) bool {
+// passFill is fill for a flow passOn took: it reads and passes on until
+// the queue is empty, then parks (false). It returns true, for read to
+// hand over, when a write could not finish (n and w say what is left),
+// the reads show bulk data, or the stream ended or failed.
+func (r *idleReader) passFill(fd uintptr) bool {
 	if !r.inq {
 		// Once per socket; should it fail, every count says 1 and the
-		// echo reads on until EAGAIN, as without it.
+		// flow reads on until EAGAIN, as without it.
 		r.inq = true
 		_ = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_INQ, 1)
 	}
@@ -73,6 +87,7 @@ func (r *idleReader) echoFill(fd uintptr) bool {
 		if r.buf == nil {
 			r.buf = GetBuffer()
 		}
+		r.dog.touch() // before the bytes leave the queue: see watchdog
 		n, inq, err := recvInq(int(fd), *r.buf)
 		switch err {
 		case nil:
@@ -89,18 +104,15 @@ func (r *idleReader) echoFill(fd uintptr) bool {
 		if n == 0 {
 			return true
 		}
-		for int(r.w) < n {
-			w, err := rawWrite(int(fd), (*r.buf)[r.w:n])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				// Full (EAGAIN) or failed: the caller's write waits
-				// for room, or reports the error.
-				return true
-			}
-			r.w += int32(w)
-			countInto(r.c, r.dir, w)
+		if r.out == nil {
+			r.writeOut(fd)
+		} else if err := r.out.Write(r.writeFn); err != nil {
+			return true // closed: the caller's write says so
+		}
+		if r.w < r.n {
+			// Full (EAGAIN) or failed: the caller's write waits for
+			// room, or reports the error.
+			return true
 		}
 		if n < bulkRead {
 			r.big = 0
@@ -123,4 +135,25 @@ func (r *idleReader) echoFill(fd uintptr) bool {
 			return false
 		}
 	}
+}
+
+// writeOut writes the bytes read, w to n, on the destination's
+// descriptor, without waiting: what a full socket did not take is left
+// for the caller's write. It is RawConn.Write's callback for a relay's
+// direction, which holds the destination open while it writes; an echo
+// calls it with its own descriptor.
+func (r *idleReader) writeOut(fd uintptr) bool {
+	for r.w < r.n {
+		w, err := rawWrite(int(fd), (*r.buf)[r.w:r.n])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			break
+		}
+		r.w += int32(w)
+		countInto(r.c, r.dir, w)
+		r.dog.touch()
+	}
+	return true
 }

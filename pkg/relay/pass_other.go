@@ -1,0 +1,9 @@
+//go:build unix && !linux
+
+package relay
+
+// passOn is Linux's alone, where TCP_INQ can tell an empty queue from a
+// FIN (pass_linux.go): elsewhere a flow reads until EAGAIN.
+func (r *idleReader) passOn(*flow) bool { return false }
+
+func (r *idleReader) passFill(uintptr) bool { return true }
