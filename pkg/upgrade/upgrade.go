@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudflare/tableflip"
@@ -52,6 +53,8 @@ type Upgrader struct {
 	sources []Sockets
 	// onHandOver: see OnHandOver.
 	onHandOver []func()
+
+	ready atomic.Bool // Ready returned
 
 	mu      sync.Mutex // one attempt at a time
 	running bool
@@ -115,7 +118,26 @@ func (u *Upgrader) Ready() error {
 	if err := u.tf.Ready(); err != nil {
 		return fmt.Errorf("upgrade: telling the previous process we are ready: %w", err)
 	}
+	u.ready.Store(true)
 	return nil
+}
+
+// notReady is tableflip's answer to an upgrade asked before this process
+// was ready.
+const notReady = "process is not ready yet"
+
+// askUpgrade asks tableflip for the upgrade. tableflip learns that this
+// process is ready in a loop of its own, which may take a request that
+// came at the same moment first and refuse it: once Ready returned, such
+// a refusal is asked again, for up to a second, rather than failing an
+// upgrade signalled right after the start.
+func (u *Upgrader) askUpgrade() error {
+	err := u.tf.Upgrade()
+	for wait := time.Second; err != nil && err.Error() == notReady && u.ready.Load() && wait > 0; wait -= time.Millisecond {
+		time.Sleep(time.Millisecond)
+		err = u.tf.Upgrade()
+	}
+	return err
 }
 
 // Done is closed once a new process took over: this one must stop
@@ -179,9 +201,11 @@ func (u *Upgrader) upgrade(trigger string) (int, error) {
 			return 0, err
 		}
 	}
-	if err := u.tf.Upgrade(); err != nil {
+	if err := u.askUpgrade(); err != nil {
 		offer.Withdraw()
 		switch msg := err.Error(); {
+		case msg == notReady:
+			return 0, fmt.Errorf("this process is still starting (%w); ask again once it is ready", err)
 		case strings.Contains(msg, "parent hasn't exited"):
 			return 0, fmt.Errorf("%w (pid %d)", ErrDraining, os.Getppid())
 		case msg == "terminating":
