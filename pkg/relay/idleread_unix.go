@@ -33,7 +33,7 @@ type idleReader struct {
 	err int32 // a syscall.Errno
 	n   int32
 
-	// A flow's that passes on within its wait (see passOn), kept here
+	// For a flow that passes on within its wait (see passOn), kept here
 	// rather than a pointer to its flow, which then stays on the stack:
 	// out is the destination (nil: the socket read, an echo's); c and
 	// dir count the bytes passed on; dueAt is when the idle deadline
