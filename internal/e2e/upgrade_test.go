@@ -247,6 +247,12 @@ listeners:
 			mainPID = m[1]
 		}
 	}
+	// Should the test fail before the new process's "sluice started"
+	// record came through the log pipe, the harness would not know its
+	// pid: it must not outlive the test.
+	if pid, err := strconv.Atoi(mainPID); err == nil {
+		t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	}
 	// MAINPID may reach the notify socket before the new process's
 	// "sluice started" record has come through the log pipe.
 	p.waitLog("sluice started", 20*time.Second, "upgraded", "true")
