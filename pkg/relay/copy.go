@@ -241,10 +241,7 @@ func (f *flow) direct(r *idleReader) error {
 				r.passOn(f)
 			}
 		}
-		if rerr == errBulk { // all passed on
-			if !f.p.bulk() {
-				return errHop
-			}
+		if rerr == errBulk { // all passed on; passOn took no pair that may hop
 			if s, ok := newSplicer(f.dst, f.src); ok {
 				return f.spliceFrom(s, r)
 			}

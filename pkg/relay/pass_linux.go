@@ -8,15 +8,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// An echo reads a message, writes it back and reads again. With Go's
-// poller that last read usually finds nothing and ends in EAGAIN before
-// the goroutine parks: a system call per message for nothing. A short
+// A copy reads a message, writes it on (back, for an echo) and reads
+// again. With Go's poller that last read usually finds nothing and ends
+// in EAGAIN before the goroutine parks: a system call per message for
+// nothing. A short
 // read cannot say that the queue is empty, nor that the peer's FIN came
 // with the bytes (then no readiness event follows, and a goroutine that
 // parked without reading would wait for good). TCP_INQ can: with it each
 // recvmsg reports how many bytes are left in the receive queue, and a
-// non-zero count once the FIN is in. So an echo on a TCP socket reads,
-// writes back and parks inside one RawConn.Read, without the read that
+// non-zero count once the FIN is in. So a copy from a TCP socket reads,
+// writes on and parks inside one RawConn.Read, without the read that
 // would fail: readiness that comes after the count was taken wakes it
 // again, because the wait and the reads belong to the same RawConn.Read.
 

@@ -133,7 +133,8 @@ const notReady = "process is not ready yet"
 // upgrade signalled right after the start.
 func (u *Upgrader) askUpgrade() error {
 	err := u.tf.Upgrade()
-	for wait := time.Second; err != nil && err.Error() == notReady && u.ready.Load() && wait > 0; wait -= time.Millisecond {
+	deadline := time.Now().Add(time.Second)
+	for err != nil && err.Error() == notReady && u.ready.Load() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 		err = u.tf.Upgrade()
 	}
