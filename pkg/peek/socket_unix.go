@@ -26,7 +26,7 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 	if err != nil {
 		return nil, false, nil
 	}
-	p := &peeker{buf: buf}
+	p := &peeker{buf: buf, conn: conn, deadline: deadline}
 	p.peekNow = p.peek
 	// The first looks never wait: when the bytes that decide are there
 	// already (a client's first segment often is), no deadline timer is
@@ -38,13 +38,6 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 	}()
 	for {
 		err := rc.Read(p.try)
-		if p.idle && !p.wait {
-			if err := conn.SetReadDeadline(deadline); err != nil {
-				return nil, true, err
-			}
-			p.wait = true
-			continue
-		}
 		if err == nil {
 			err = p.err
 		}
@@ -91,6 +84,10 @@ type peeker struct {
 	closed  bool // the peer's FIN is behind the bytes seen
 	wait    bool // park until the socket is readable when nothing is new
 	idle    bool // nothing new to look at
+	// conn and deadline arm the wait the first time there is nothing
+	// new (settle).
+	conn     net.Conn
+	deadline time.Time
 }
 
 func (p *peeker) try(fd uintptr) bool {
@@ -101,7 +98,7 @@ func (p *peeker) try(fd uintptr) bool {
 		if q, ok := queued(int(fd)); ok && q > p.last && q < len(p.buf) && !p.pace.due(q, len(p.buf)) {
 			if q != p.counted || !peerClosed(int(fd)) {
 				p.counted, p.idle = q, true
-				return !p.wait
+				return p.settle()
 			}
 			// Nothing new, and the peer closed: the bytes are final.
 			p.closed = true
@@ -125,7 +122,28 @@ func (p *peeker) try(fd uintptr) bool {
 	if p.err == nil && p.n > 0 {
 		p.last, p.counted = p.n, p.n
 	}
-	return !p.idle || !p.wait
+	return p.settle()
+}
+
+// settle tells the runtime whether try is done: yes with something new to
+// look at (or an error); no, to park until the socket is readable, with
+// nothing new. The first time, it arms the deadline before that wait,
+// from within the call: leaving it to arm the deadline outside would make
+// the next call peek again first, for nothing as a rule, since the
+// runtime forgets a readiness it saw before the call (one EAGAIN more per
+// connection whose first bytes were not there yet at its first look).
+func (p *peeker) settle() bool {
+	if !p.idle {
+		return true
+	}
+	if !p.wait {
+		if err := p.conn.SetReadDeadline(p.deadline); err != nil {
+			p.err, p.idle = err, false
+			return true
+		}
+		p.wait = true
+	}
+	return false
 }
 
 // peek copies what waits in the socket without waiting: the last look's

@@ -1,0 +1,122 @@
+package peek_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/testnet"
+	"github.com/sluice-dev/sluice/pkg/peek"
+)
+
+// waitChildEnv makes TestWaitChild run: it is the process that
+// TestSocketWaitsAfterOneEmptyPeek traces.
+const waitChildEnv = "SLUICE_PEEK_WAIT_CHILD"
+
+// waitPeeks is how many connections the child peeks at, each of whose
+// bytes come only after its first look.
+const waitPeeks = 10
+
+// TestSocketWaitsAfterOneEmptyPeek checks, under strace, that a look at a
+// socket whose bytes are not there yet costs one peek that finds nothing,
+// then a wait in the poller: not a second empty peek on the way to it
+// (two per connection before the deadline was armed within the call).
+func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("strace is not installed; .ci/run installs it")
+		}
+		t.Skip("strace is not installed: the wait is still checked by TestSocketQuietUntilDeadline")
+	}
+	trace := filepath.Join(t.TempDir(), "trace")
+	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=recvfrom", "-o", trace,
+		os.Args[0], "-test.run=^TestWaitChild$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), waitChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if bytes.Contains(out, []byte("PTRACE")) || bytes.Contains(out, []byte("ptrace")) {
+			t.Skipf("strace cannot trace here: %s", out)
+		}
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("--- PASS: TestWaitChild")) {
+		t.Fatalf("the child did not run its peeks:\n%s", out)
+	}
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// strace -f splits a call another thread interrupted into
+	// "recvfrom(... <unfinished ...>" and "<... recvfrom resumed> ...".
+	empty, peeks := 0, 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "recvfrom(") {
+			peeks++
+		}
+		if (strings.Contains(line, "recvfrom(") || strings.Contains(line, "recvfrom resumed")) && strings.Contains(line, "EAGAIN") {
+			empty++
+		}
+	}
+	t.Logf("%d peeks, %d of them empty, for %d connections", peeks, empty, waitPeeks)
+	if empty < waitPeeks || empty > waitPeeks+waitPeeks/2 {
+		t.Fatalf("%d empty peeks for %d connections, want one each (a stray wake-up aside)\n%s", empty, waitPeeks, b)
+	}
+}
+
+// TestWaitChild is the traced process of TestSocketWaitsAfterOneEmptyPeek.
+func TestWaitChild(t *testing.T) {
+	if os.Getenv(waitChildEnv) == "" {
+		t.Skip("run by TestSocketWaitsAfterOneEmptyPeek")
+	}
+	for i := 0; i < waitPeeks; i++ {
+		client, server := testnet.TCPPair(t)
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			_, _ = client.Write([]byte("hello\n"))
+		}()
+		calls := 0
+		seen, _, err := peek.Socket(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
+		if err != nil || string(seen) != "hello\n" {
+			t.Fatalf("peek %d: %q, %v", i, seen, err)
+		}
+	}
+}
+
+// TestSocketQuietUntilDeadline: a socket that stays quiet is waited on
+// until the deadline, and a deadline already past ends the wait at once.
+func TestSocketQuietUntilDeadline(t *testing.T) {
+	client, server := testnet.TCPPair(t)
+	calls := 0
+	start := time.Now()
+	seen, ok, err := peek.Socket(server, make([]byte, 64), start.Add(150*time.Millisecond), untilNewline(&calls))
+	if !ok || !errors.Is(err, os.ErrDeadlineExceeded) || len(seen) != 0 || calls != 0 {
+		t.Fatalf("seen %q, ok %v, err %v, %d looks", seen, ok, err, calls)
+	}
+	if d := time.Since(start); d < 120*time.Millisecond {
+		t.Errorf("returned after %v, before the deadline", d)
+	}
+	start = time.Now()
+	_, _, err = peek.Socket(server, make([]byte, 64), start.Add(-time.Second), untilNewline(&calls))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("past deadline: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a past deadline took %v", d)
+	}
+	// The deadline is cleared after the wait: the next reader's read
+	// waits for bytes rather than failing at once.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = client.Write([]byte("x"))
+	}()
+	b := make([]byte, 1)
+	if n, err := server.Read(b); err != nil || n != 1 {
+		t.Fatalf("read after the wait: %d, %v", n, err)
+	}
+}
