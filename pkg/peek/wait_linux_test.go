@@ -1,15 +1,13 @@
 package peek_test
 
 import (
-	"bytes"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/strace"
 	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/peek"
 )
@@ -27,45 +25,17 @@ const waitPeeks = 10
 // then a wait in the poller: not a second empty peek on the way to it
 // (two per connection before the deadline was armed within the call).
 func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("strace is not installed; .ci/run installs it")
-		}
-		t.Skip("strace is not installed: the wait is still checked by TestSocketQuietUntilDeadline")
-	}
-	trace := filepath.Join(t.TempDir(), "trace")
-	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=recvfrom", "-o", trace,
-		os.Args[0], "-test.run=^TestWaitChild$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), waitChildEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if bytes.Contains(out, []byte("PTRACE")) || bytes.Contains(out, []byte("ptrace")) {
-			t.Skipf("strace cannot trace here: %s", out)
-		}
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	if !bytes.Contains(out, []byte("--- PASS: TestWaitChild")) {
-		t.Fatalf("the child did not run its peeks:\n%s", out)
-	}
-	b, err := os.ReadFile(trace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// strace -f splits a call another thread interrupted into
-	// "recvfrom(... <unfinished ...>" and "<... recvfrom resumed> ...".
+	trace := strace.Run(t, "recvfrom", "TestWaitChild", waitChildEnv+"=1")
 	empty, peeks := 0, 0
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "recvfrom(") {
-			peeks++
-		}
-		if (strings.Contains(line, "recvfrom(") || strings.Contains(line, "recvfrom resumed")) && strings.Contains(line, "EAGAIN") {
+	for _, r := range strace.Results(trace, "recvfrom") {
+		peeks++
+		if strings.Contains(r, "EAGAIN") {
 			empty++
 		}
 	}
 	t.Logf("%d peeks, %d of them empty, for %d connections", peeks, empty, waitPeeks)
 	if empty < waitPeeks || empty > waitPeeks+waitPeeks/2 {
-		t.Fatalf("%d empty peeks for %d connections, want one each (a stray wake-up aside)\n%s", empty, waitPeeks, b)
+		t.Fatalf("%d empty peeks for %d connections, want one each (a stray wake-up aside)\n%s", empty, waitPeeks, trace)
 	}
 }
 

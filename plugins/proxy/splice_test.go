@@ -1,18 +1,16 @@
 package proxy_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/strace"
 	"github.com/sluice-dev/sluice/pkg/relay"
 )
 
@@ -29,24 +27,16 @@ const spliceSize = 4 << 20
 // buffers go socket → pipe → socket in both directions (about 4 × 4 MiB);
 // with a wrapping middleware, splice is never called.
 func TestSpliceReachesKernel(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("strace is not installed: the zero-copy path is still checked by TestCopyPaths")
-	}
 	for _, mode := range []string{"unwrapped", "wrapped"} {
 		t.Run(mode, func(t *testing.T) {
-			trace := filepath.Join(t.TempDir(), "trace")
-			cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=splice", "-o", trace,
-				os.Args[0], "-test.run=^TestSpliceChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), spliceChildEnv+"="+mode)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				if bytes.Contains(out, []byte("PTRACE")) || bytes.Contains(out, []byte("ptrace")) {
-					t.Skipf("strace cannot trace here: %s", out)
+			trace := strace.Run(t, "splice", "TestSpliceChild", spliceChildEnv+"="+mode)
+			calls, moved := 0, int64(0)
+			for _, r := range strace.Results(trace, "splice") {
+				calls++
+				if n, err := strconv.ParseInt(strings.SplitN(r, " ", 2)[0], 10, 64); err == nil && n > 0 {
+					moved += n
 				}
-				t.Fatalf("child: %v\n%s", err, out)
 			}
-			calls, moved := spliceTotals(t, trace)
 			t.Logf("%s: %d splice calls moved %d bytes", mode, calls, moved)
 			switch mode {
 			case "unwrapped":
@@ -63,35 +53,6 @@ func TestSpliceReachesKernel(t *testing.T) {
 			}
 		})
 	}
-}
-
-// spliceTotals counts the splice calls in an strace output file and sums
-// their successful results. strace -f splits a call interrupted by
-// another thread's into "splice(... <unfinished ...>" and
-// "<... splice resumed> ...) = N".
-func spliceTotals(t *testing.T, path string) (calls int, moved int64) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, "splice(") {
-			calls++
-		} else if !strings.Contains(line, "splice resumed") {
-			continue
-		}
-		i := strings.LastIndex(line, "= ")
-		if i < 0 {
-			continue
-		}
-		if f := strings.Fields(line[i+2:]); len(f) > 0 {
-			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil && n > 0 {
-				moved += n
-			}
-		}
-	}
-	return calls, moved
 }
 
 // TestSpliceChild is the traced transfer; it only runs as the child.
