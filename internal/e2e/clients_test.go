@@ -5,12 +5,13 @@ package e2e
 import (
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 func dialT(t *testing.T, network, address string) net.Conn {
@@ -24,25 +25,10 @@ func dialT(t *testing.T, network, address string) net.Conn {
 	return c
 }
 
-// needSocat returns socat's path, skipping the test when it is missing,
-// except in CI, where a missing socat is a failure.
-func needSocat(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("socat")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("socat is not installed, and CI=true requires the socat tests to run (.ci/run installs it)")
-	}
-	t.Skip("socat is not installed: skipping the socat test (apt-get install socat to run it)")
-	return ""
-}
-
 // socat sends input through `socat - ADDRESS` and returns what came back.
 func socat(t *testing.T, address, input string) string {
 	t.Helper()
-	cmd := exec.Command(needSocat(t), "-t", "5", "-", address)
+	cmd := exec.Command(testtool.Need(t, "socat", "socat"), "-t", "5", "-", address)
 	cmd.Stdin = strings.NewReader(input)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

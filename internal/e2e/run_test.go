@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testnet"
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 func echoConfig(sock string, extra string) string {
@@ -42,7 +43,7 @@ func TestRunServesTCPAndUnix(t *testing.T) {
 }
 
 func TestRunWithSocat(t *testing.T) {
-	needSocat(t)
+	testtool.Need(t, "socat", "socat")
 	sock := filepath.Join(sockDir(t), "echo.sock")
 	p := startSluice(t, writeConfig(t, t.TempDir(), echoConfig(sock, "")))
 	if got := socat(t, "TCP:"+p.addr("echo-tcp"), "hello over tcp\n"); got != "hello over tcp\n" {

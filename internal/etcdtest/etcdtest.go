@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -19,6 +18,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 // startBound is how long etcd may take to serve: generous, because the
@@ -47,21 +48,6 @@ type TLS struct {
 	Client            *tls.Config
 }
 
-// Need returns the etcd binary's path, skipping the test when it is not
-// installed (failing it in CI).
-func Need(t testing.TB) string {
-	t.Helper()
-	path, err := exec.LookPath("etcd")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("etcd is not installed, and CI=true requires the etcd tests to run (.ci/run installs etcd-server)")
-	}
-	t.Skip("etcd is not installed: skipping the etcd test (apt-get install etcd-server to run it)")
-	return ""
-}
-
 // Start runs a fresh etcd and waits until it serves.
 func Start(t testing.TB) *Server {
 	t.Helper()
@@ -72,7 +58,7 @@ func Start(t testing.TB) *Server {
 // HTTP when tc is nil).
 func StartTLS(t testing.TB, tc *TLS) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Need(t), dir: t.TempDir(), client: freeAddr(t), peer: freeAddr(t), tls: tc}
+	s := &Server{t: t, bin: testtool.Need(t, "etcd", "etcd-server"), dir: t.TempDir(), client: freeAddr(t), peer: freeAddr(t), tls: tc}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s

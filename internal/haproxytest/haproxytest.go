@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testtool"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
@@ -18,20 +19,7 @@ import (
 // except under CI=true, where it is a failure: .ci/run installs it.
 func Bin(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		return p
-	}
-	// Debian puts it in sbin, which a user's PATH may lack.
-	for _, p := range []string{"/usr/sbin/haproxy", "/usr/local/sbin/haproxy"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("haproxy is required in CI (apt-get install haproxy; .ci/run installs it)")
-	}
-	t.Skip("haproxy is not installed; apt-get install haproxy to run the interop tests")
-	return ""
+	return testtool.Need(t, "haproxy", "haproxy", "/usr/sbin", "/usr/local/sbin")
 }
 
 // FreeAddr returns a loopback address nothing listens on right now, for

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 // Run re-executes the test binary under `strace -f` tracing the calls
@@ -22,13 +24,7 @@ import (
 // under CI=true, whose .ci/run installs it) or may not trace here.
 func Run(t *testing.T, calls, child, env string) string {
 	t.Helper()
-	bin, err := exec.LookPath("strace")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("strace is not installed; .ci/run installs it")
-		}
-		t.Skip("strace is not installed")
-	}
+	bin := testtool.Need(t, "strace", "strace")
 	trace := filepath.Join(t.TempDir(), "trace")
 	cmd := exec.Command(bin, "-f", "-qq", "-e", "trace="+calls, "-o", trace,
 		os.Args[0], "-test.run=^"+child+"$", "-test.count=1", "-test.v")

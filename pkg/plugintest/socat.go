@@ -2,12 +2,13 @@ package plugintest
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 // Socat returns the path of socat. Without it the test is skipped with a
@@ -15,14 +16,7 @@ import (
 // tests that use it are how a user tries sluice.
 func Socat(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("socat")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("socat is required in CI (apt-get install socat)")
-		}
-		t.Skip("socat is not installed; apt-get install socat to run this test")
-	}
-	return path
+	return testtool.Need(t, "socat", "socat")
 }
 
 // SocatUDP runs "socat -t WAIT - UDP:addr" with input on its stdin, as a

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
+	"github.com/sluice-dev/sluice/internal/testtool"
 	"github.com/sluice-dev/sluice/pkg/config"
 	"github.com/sluice-dev/sluice/pkg/supervisor"
 	_ "github.com/sluice-dev/sluice/plugins/echo"
@@ -125,13 +126,7 @@ func echoed(c net.Conn, msg []byte, sent [][]byte) error {
 
 // TestUDPEchoSocat is the README's "socat - UDP:127.0.0.1:7001".
 func TestUDPEchoSocat(t *testing.T) {
-	socat, err := exec.LookPath("socat")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("socat is required in CI (apt-get install socat)")
-		}
-		t.Skip("socat is not installed; apt-get install socat to run this test")
-	}
+	socat := testtool.Need(t, "socat", "socat")
 	addr := startUDPEcho(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

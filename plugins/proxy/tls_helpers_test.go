@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 // writeFile writes b into dir/name and returns the path.
@@ -19,20 +21,6 @@ func writeFile(t testing.TB, dir, name string, b []byte) string {
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
-	}
-	return p
-}
-
-// needOpenSSL skips the test when the openssl command is missing, and
-// fails it under CI=true, where .ci/run installs it.
-func needOpenSSL(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("openssl is missing; .ci/run installs it")
-		}
-		t.Skip("openssl is not installed (apt-get install openssl)")
 	}
 	return p
 }
@@ -55,7 +43,7 @@ func (s *sServer) output() string {
 // certificate and extra arguments, and stops it at the test's cleanup.
 func startSServer(t *testing.T, cert, key string, args ...string) *sServer {
 	t.Helper()
-	bin := needOpenSSL(t)
+	bin := testtool.Need(t, "openssl", "openssl")
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 // udpEcho is a UDP echo upstream that remembers the source addresses it
@@ -199,21 +200,9 @@ func TestUDPDeadUpstreamSkipped(t *testing.T) {
 	}
 }
 
-func requireSocat(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("socat")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("socat is required in CI (apt-get install socat)")
-		}
-		t.Skip("socat is not installed; apt-get install socat to run this test")
-	}
-	return p
-}
-
 // TestUDPProxySocat is the README's "socat - UDP:..." through the proxy.
 func TestUDPProxySocat(t *testing.T) {
-	socat := requireSocat(t)
+	socat := testtool.Need(t, "socat", "socat")
 	up := newUDPEcho(t)
 	h := newHarness(t)
 	h.Apply(udpFront("0", "", up.url()))

@@ -13,8 +13,6 @@ import (
 	"math/big"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -166,20 +164,6 @@ func (d *dribble) Write(p []byte) (int, error) {
 		time.Sleep(time.Millisecond)
 	}
 	return done, nil
-}
-
-// need returns the path of an external tool, or skips the test without it
-// (fails it when CI=true: .ci/run installs it).
-func need(t testing.TB, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (apt-get install %s)", tool, pkg)
-		}
-		t.Skipf("%s is not installed (apt-get install %s)", tool, pkg)
-	}
-	return p
 }
 
 func tlsClient(raw net.Conn, sni string) *tls.Conn {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testnet"
+	"github.com/sluice-dev/sluice/internal/testtool"
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 	"github.com/sluice-dev/sluice/pkg/registry"
@@ -45,7 +46,7 @@ func hostConfig(api, web string) string {
 }
 
 func TestHTTPHostWithCurl(t *testing.T) {
-	curl := need(t, "curl", "curl")
+	curl := testtool.Need(t, "curl", "curl")
 	s := newSluice(t, hostConfig(httpUpstream(t, "api"), httpUpstream(t, "web")))
 	url := "http://" + s.Addr("front") + "/"
 	for host, want := range map[string]string{
@@ -124,7 +125,7 @@ func TestBulkThroughSNIRouteIsByteExact(t *testing.T) {
 }
 
 func TestOpenSSLClient(t *testing.T) {
-	openssl := need(t, "openssl", "openssl")
+	openssl := testtool.Need(t, "openssl", "openssl")
 	a, b := tlsUpstream(t, "a.example.com"), tlsUpstream(t, "b.example.org")
 	s := newSluice(t, sniConfig(a, b, a))
 	for sni, want := range map[string]string{"a.example.com": "CN=a.example.com", "www.example.org": "CN=b.example.org"} {
@@ -142,7 +143,7 @@ func TestOpenSSLClient(t *testing.T) {
 }
 
 func TestSSHClient(t *testing.T) {
-	ssh := need(t, "ssh", "openssh-client")
+	ssh := testtool.Need(t, "ssh", "openssh-client")
 	banners := make(chan string, 1)
 	up := testnet.Serve(t, listen(t), func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(wait))

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,21 +15,8 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testcert"
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
-
-// tool returns the path of a client operators use. Without it the test
-// is skipped with a hint, except in CI (CI=true), where it is a failure.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (apt-get install %s)", name, name)
-		}
-		t.Skipf("%s is not installed; apt-get install %s to run the interop tests", name, name)
-	}
-	return path
-}
 
 // clientFiles writes a CA bundle and two pairs (a.test ECDSA, b.test
 // RSA) and returns the certificates option for them and the bundle.
@@ -51,7 +37,7 @@ func sClient(t *testing.T, addr, line string, args ...string) (summary string, e
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, tool(t, "openssl"), append([]string{"s_client", "-brief", "-connect", addr}, args...)...)
+	cmd := exec.CommandContext(ctx, testtool.Need(t, "openssl", "openssl"), append([]string{"s_client", "-brief", "-connect", addr}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -105,7 +91,7 @@ func TestOpenSSLClient(t *testing.T) {
 // tls → proxy, verifying each name's certificate; under client_ca it
 // needs its --cert.
 func TestCurl(t *testing.T) {
-	curl := tool(t, "curl")
+	curl := testtool.Need(t, "curl", "curl")
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "backend saw %s %s", r.Host, r.Proto)
 	}))
