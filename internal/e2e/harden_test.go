@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/testnet"
+	"github.com/sluice-dev/sluice/internal/testtool"
 )
 
 // A start that fails after part of the config was bound shuts down with
@@ -134,10 +135,7 @@ func TestReloadModeChangesKeptSocket(t *testing.T) {
 // waits until it has started.
 func launchLimited(t *testing.T, cfgPath string, nofile int) *proc {
 	t.Helper()
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("prlimit (util-linux) is not installed")
-	}
+	prlimit := testtool.Need(t, "prlimit", "util-linux")
 	cmd := exec.Command(prlimit, fmt.Sprintf("--nofile=%d:%d", nofile, nofile), binary, "run", "-c", cfgPath, "--watch=false")
 	cmd.Env = append(os.Environ(), "SLUICE_LOG_FORMAT=json", "SLUICE_LOG_LEVEL=info")
 	p := launchCmd(t, cmd)
