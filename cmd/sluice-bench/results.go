@@ -29,6 +29,9 @@ type Machine struct {
 	CPU     string `json:"cpu"`
 	CPUs    int    `json:"cpus"`
 	LoadAvg string `json:"loadavg"`
+	// Steal is the share of all CPU time the hypervisor took for other
+	// guests while the run lasted ("" on a run that did not measure it).
+	Steal string `json:"steal,omitempty"`
 }
 
 // Figure is one measured quantity for several targets, with the subject's

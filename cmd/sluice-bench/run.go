@@ -84,6 +84,7 @@ func runCmd(args []string) error {
 	o.workdir = dir
 
 	started := time.Now()
+	cpuAtStart, cpuErr := readCPUTimes()
 	res := &Results{Machine: machine(), Rounds: o.rounds, Duration: o.duration.String()}
 	env := newEnv(o, res)
 	env.nofile = nofile
@@ -100,6 +101,9 @@ func runCmd(args []string) error {
 		env.stopAll()
 	}
 	res.Elapsed = time.Since(started).Round(time.Second).String()
+	if cpuErr == nil {
+		res.Machine.Steal = stealSince(cpuAtStart)
+	}
 	logf("== done in %s", res.Elapsed)
 	return writeReport(res, o.out, o.before)
 }
