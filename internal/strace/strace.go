@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,23 +52,62 @@ func Run(t *testing.T, calls, child, env string) string {
 // and what it returned.
 var result = regexp.MustCompile(`^.*\)\s*= (.+)$`)
 
-// Results returns what each call to name in trace returned, as strace
-// prints it after "= " ("4096", "-1 EAGAIN (Resource temporarily
-// unavailable)"), in the order the calls ended. strace -f splits a call
-// another thread interrupted into "name(... <unfinished ...>" and
-// "<... name resumed> ...) = result"; the result is on the second line.
-func Results(trace, name string) []string {
-	var rs []string
+// Call is one system call as strace printed it.
+type Call struct {
+	// FD is its first argument when that is a number, as a descriptor
+	// is; -1 otherwise.
+	FD int
+	// Result is what it returned, as strace prints it after "= ":
+	// "4096", "-1 EAGAIN (Resource temporarily unavailable)".
+	Result string
+}
+
+// Calls returns the calls to name in trace, in the order they ended.
+// strace -f starts each line with the thread's ID, and splits a call
+// another thread interrupted into "TID name(args <unfinished ...>" and
+// "TID <... name resumed>rest) = result": the halves are joined by TID.
+func Calls(trace, name string) []Call {
+	var calls []Call
+	pending := map[string]int{} // by TID: the FD of a call not ended yet
 	for _, line := range strings.Split(trace, "\n") {
-		if strings.Contains(line, "<unfinished ...>") {
+		tid, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok {
 			continue
 		}
-		if !strings.Contains(line, name+"(") && !strings.Contains(line, "<... "+name+" resumed>") {
+		rest = strings.TrimSpace(rest)
+		var fd int
+		switch {
+		case strings.HasPrefix(rest, name+"("):
+			fd = firstArg(rest[len(name)+1:])
+			if strings.HasSuffix(rest, "<unfinished ...>") {
+				pending[tid] = fd
+				continue
+			}
+		case strings.HasPrefix(rest, "<... "+name+" resumed>"):
+			var ok bool
+			if fd, ok = pending[tid]; !ok {
+				fd = -1
+			}
+			delete(pending, tid)
+		default:
 			continue
 		}
-		if m := result.FindStringSubmatch(line); m != nil {
-			rs = append(rs, m[1])
+		if m := result.FindStringSubmatch(rest); m != nil {
+			calls = append(calls, Call{FD: fd, Result: m[1]})
 		}
 	}
-	return rs
+	return calls
+}
+
+// firstArg is the number args starts with, or -1.
+func firstArg(args string) int {
+	end := strings.IndexAny(args, ",)")
+	if end < 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(args[:end]))
+	if err != nil {
+		return -1
+	}
+	return n
 }

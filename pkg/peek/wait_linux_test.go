@@ -26,16 +26,22 @@ const waitPeeks = 10
 // (two per connection before the deadline was armed within the call).
 func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
 	trace := strace.Run(t, "recvfrom", "TestWaitChild", waitChildEnv+"=1")
-	empty, peeks := 0, 0
-	for _, r := range strace.Results(trace, "recvfrom") {
-		peeks++
-		if strings.Contains(r, "EAGAIN") {
-			empty++
+	empty := map[int]int{} // by descriptor: one per connection
+	for _, c := range strace.Calls(trace, "recvfrom") {
+		if strings.Contains(c.Result, "EAGAIN") {
+			empty[c.FD]++
 		}
 	}
-	t.Logf("%d peeks, %d of them empty, for %d connections", peeks, empty, waitPeeks)
-	if empty < waitPeeks || empty > waitPeeks+waitPeeks/2 {
-		t.Fatalf("%d empty peeks for %d connections, want one each (a stray wake-up aside)\n%s", empty, waitPeeks, trace)
+	t.Logf("empty peeks by connection: %v", empty)
+	// Nearly every connection's bytes come after its first look; a slow
+	// machine may let a few arrive before it.
+	if len(empty) < waitPeeks/2 {
+		t.Fatalf("only %d of %d connections waited for their bytes\n%s", len(empty), waitPeeks, trace)
+	}
+	for fd, n := range empty {
+		if n != 1 {
+			t.Errorf("descriptor %d: %d empty peeks in one wait, want 1\n%s", fd, n, trace)
+		}
 	}
 }
 
@@ -47,7 +53,7 @@ func TestWaitChild(t *testing.T) {
 	for i := 0; i < waitPeeks; i++ {
 		client, server := testnet.TCPPair(t)
 		go func() {
-			time.Sleep(30 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 			_, _ = client.Write([]byte("hello\n"))
 		}()
 		calls := 0

@@ -31,9 +31,9 @@ func TestSpliceReachesKernel(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			trace := strace.Run(t, "splice", "TestSpliceChild", spliceChildEnv+"="+mode)
 			calls, moved := 0, int64(0)
-			for _, r := range strace.Results(trace, "splice") {
+			for _, c := range strace.Calls(trace, "splice") {
 				calls++
-				if n, err := strconv.ParseInt(strings.SplitN(r, " ", 2)[0], 10, 64); err == nil && n > 0 {
+				if n, err := strconv.ParseInt(strings.SplitN(c.Result, " ", 2)[0], 10, 64); err == nil && n > 0 {
 					moved += n
 				}
 			}
