@@ -92,7 +92,7 @@ BENCH_HAPROXY ?=
 BENCH_BEFORE  := $(wildcard docs/benchmarks-before.json)
 
 .PHONY: bench
-bench: build ## benchmark sluice against bare Go echo servers and proxies, Tokio and HAProxy (~7 min; writes docs/benchmarks.md)
+bench: build ## benchmark sluice against bare Go echo servers and proxies, Tokio and HAProxy (~9 min, more when the host steals CPU time; writes docs/benchmarks.md)
 	@if [ "$(BENCH_HAPROXY)" = install ] && ! command -v haproxy >/dev/null 2>&1; then \
 	  echo "installing haproxy from Debian"; apt-get update -qq && apt-get install -y haproxy; fi
 	$(GO) -C $(BENCH_DIR) build -trimpath -o $(CURDIR)/$(BENCH_BIN) .

@@ -11,13 +11,16 @@ import (
 // Results is one run of the benchmarks, as written to the JSON file and
 // rendered into the report.
 type Results struct {
-	Machine  Machine  `json:"machine"`
-	Commit   string   `json:"commit,omitempty"`
-	Rounds   int      `json:"rounds"`
-	Duration string   `json:"duration"`
-	Elapsed  string   `json:"elapsed"`
-	Figures  []Figure `json:"figures"`
-	Notes    []string `json:"notes,omitempty"`
+	Machine  Machine `json:"machine"`
+	Commit   string  `json:"commit,omitempty"`
+	Rounds   int     `json:"rounds"`
+	Duration string  `json:"duration"`
+	Elapsed  string  `json:"elapsed"`
+	// Retaken counts the rounds measured again because the host stole
+	// too much CPU time during them (see rounds).
+	Retaken int      `json:"retaken,omitempty"`
+	Figures []Figure `json:"figures"`
+	Notes   []string `json:"notes,omitempty"`
 }
 
 // Machine says where a run happened.

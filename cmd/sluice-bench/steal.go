@@ -48,12 +48,33 @@ func parseCPUTimes(line string) (cpuTimes, error) {
 	return t, nil
 }
 
-// stealSince is the share of all CPU time stolen since start, as the
-// report prints it ("3.2 %"); "" when it cannot be told.
+// cpuClock reads the machine's CPU times; a variable so that a test can
+// play a host that steals.
+var cpuClock = readCPUTimes
+
+// stolenSince is the share of all CPU time stolen since start, from 0 to
+// 1; 0 when it cannot be told.
+func stolenSince(start cpuTimes) float64 {
+	now, err := cpuClock()
+	if err != nil {
+		return 0
+	}
+	return start.stolenUntil(now)
+}
+
+func (t cpuTimes) stolenUntil(now cpuTimes) float64 {
+	if now.total <= t.total || now.steal < t.steal {
+		return 0
+	}
+	return float64(now.steal-t.steal) / float64(now.total-t.total)
+}
+
+// stealSince is stolen as the report prints it ("3.2 %"); "" when it
+// cannot be told.
 func stealSince(start cpuTimes) string {
 	now, err := readCPUTimes()
 	if err != nil || now.total <= start.total {
 		return ""
 	}
-	return fmt.Sprintf("%.1f %%", 100*float64(now.steal-start.steal)/float64(now.total-start.total))
+	return fmt.Sprintf("%.1f %%", 100*start.stolenUntil(now))
 }
