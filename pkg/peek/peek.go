@@ -58,7 +58,13 @@ func (p *pacer) look(look Look, seen []byte) (bool, int) {
 // must hand it on (Replay), for it is gone from conn. err is the read
 // error that ended the look early (os.ErrDeadlineExceeded at the
 // deadline, io.EOF), nil when look was done or buf full.
+//
+// On a socket each receive is made directly (readSocket), and the
+// deadline is armed only if the bytes are not there yet.
 func Read(conn net.Conn, buf []byte, deadline time.Time, look Look) ([]byte, error) {
+	if got, ok, err := readSocket(conn, buf, deadline, look); ok {
+		return got, err
+	}
 	if err := conn.SetReadDeadline(deadline); err != nil {
 		return nil, err
 	}
@@ -113,6 +119,19 @@ func (r *Replay) CloseWrite() error {
 	}
 	return errors.ErrUnsupported
 }
+
+// Buffered is how many of the replayed bytes are still to be read: a
+// terminal handler may send them on itself (Pending, Discard) and then
+// take the connection under them (Unwrap), the bare socket its fast paths
+// need.
+func (r *Replay) Buffered() int { return len(r.buf) }
+
+// Pending returns the replayed bytes still to be read, without taking
+// them: they stay valid until the next Read or Discard.
+func (r *Replay) Pending() []byte { return r.buf }
+
+// Discard drops the first n of the replayed bytes, sent on by the caller.
+func (r *Replay) Discard(n int) { r.buf = r.buf[min(n, len(r.buf)):] }
 
 // Unwrap returns the connection under the replayed bytes.
 func (r *Replay) Unwrap() net.Conn { return r.Conn }

@@ -111,6 +111,70 @@ func TestReadAndReplay(t *testing.T) {
 	}
 }
 
+// TestReadSocketTakesTheBytes: on a socket Read takes the bytes out as it
+// looks (the next reader of the socket gets what follows them), waits for
+// more until its look is done, and ends at the deadline and at EOF with
+// what it took, the deadline cleared behind it.
+func TestReadSocketTakesTheBytes(t *testing.T) {
+	client, server := testnet.TCPPair(t)
+	go func() {
+		_, _ = client.Write([]byte("first "))
+		time.Sleep(50 * time.Millisecond)
+		_, _ = client.Write([]byte("line\n"))
+	}()
+	calls := 0
+	seen, err := peek.Read(server, make([]byte, 4), time.Now().Add(10*time.Second), untilNewline(&calls))
+	if err != nil || string(seen) != "first line\n" {
+		t.Fatalf("seen %q, err %v", seen, err)
+	}
+	if calls < 2 {
+		t.Errorf("%d looks, want one as the first bytes came and one at the newline", calls)
+	}
+	_, _ = client.Write([]byte("rest"))
+	start := time.Now()
+	seen, err = peek.Read(server, make([]byte, 64), start.Add(150*time.Millisecond), untilNewline(&calls))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || string(seen) != "rest" {
+		t.Fatalf("at the deadline: seen %q, err %v", seen, err)
+	}
+	if d := time.Since(start); d < 120*time.Millisecond {
+		t.Errorf("returned after %v, before the deadline", d)
+	}
+	_, _ = client.Write([]byte("end"))
+	_ = client.CloseWrite()
+	seen, err = peek.Read(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
+	if !errors.Is(err, io.EOF) || string(seen) != "end" {
+		t.Fatalf("at EOF: seen %q, err %v", seen, err)
+	}
+	// The deadline was cleared: a read now waits rather than failing.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_ = client.Close()
+	}()
+	if n, err := server.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("read after the looks: %d, %v", n, err)
+	}
+}
+
+// TestReplayPendingDiscard: what a terminal handler uses to send the
+// replayed bytes on itself, then to take the connection under them.
+func TestReplayPendingDiscard(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := peek.NewReplay(b, []byte("abcdef"))
+	if r.Buffered() != 6 || string(r.Pending()) != "abcdef" {
+		t.Fatalf("buffered %d, pending %q", r.Buffered(), r.Pending())
+	}
+	r.Discard(4)
+	if string(r.Pending()) != "ef" {
+		t.Fatalf("after Discard(4): %q", r.Pending())
+	}
+	r.Discard(10)
+	if r.Buffered() != 0 || r.Unwrap() != b {
+		t.Fatalf("after Discard(10): buffered %d", r.Buffered())
+	}
+}
+
 func TestReplayForwardsCloseWrite(t *testing.T) {
 	client, server := testnet.TCPPair(t)
 	r := peek.NewReplay(server, []byte("x"))

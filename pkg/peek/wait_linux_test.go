@@ -16,14 +16,15 @@ import (
 // TestSocketWaitsAfterOneEmptyPeek traces.
 const waitChildEnv = "SLUICE_PEEK_WAIT_CHILD"
 
-// waitPeeks is how many connections the child peeks at, each of whose
-// bytes come only after its first look.
+// waitPeeks is how many connections the child peeks at, and how many it
+// reads from, each of whose bytes come only after its first look.
 const waitPeeks = 10
 
 // TestSocketWaitsAfterOneEmptyPeek checks, under strace, that a look at a
-// socket whose bytes are not there yet costs one peek that finds nothing,
-// then a wait in the poller: not a second empty peek on the way to it
-// (two per connection before the deadline was armed within the call).
+// socket whose bytes are not there yet (Socket's peek, Read's receive)
+// costs one receive that finds nothing, then a wait in the poller: not a
+// second empty receive on the way to it (two per connection before the
+// deadline was armed within the call).
 func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
 	trace := strace.Run(t, "recvfrom", "TestWaitChild", waitChildEnv+"=1")
 	empty := map[int]int{} // by descriptor: one per connection
@@ -35,8 +36,8 @@ func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
 	t.Logf("empty peeks by connection: %v", empty)
 	// Nearly every connection's bytes come after its first look; a slow
 	// machine may let a few arrive before it.
-	if len(empty) < waitPeeks/2 {
-		t.Fatalf("only %d of %d connections waited for their bytes\n%s", len(empty), waitPeeks, trace)
+	if len(empty) < waitPeeks {
+		t.Fatalf("only %d of %d connections waited for their bytes\n%s", len(empty), 2*waitPeeks, trace)
 	}
 	for fd, n := range empty {
 		if n != 1 {
@@ -50,16 +51,23 @@ func TestWaitChild(t *testing.T) {
 	if os.Getenv(waitChildEnv) == "" {
 		t.Skip("run by TestSocketWaitsAfterOneEmptyPeek")
 	}
-	for i := 0; i < waitPeeks; i++ {
+	// Socket peeks, Read takes: both wait the same way.
+	for i := 0; i < 2*waitPeeks; i++ {
 		client, server := testnet.TCPPair(t)
 		go func() {
 			time.Sleep(100 * time.Millisecond)
 			_, _ = client.Write([]byte("hello\n"))
 		}()
 		calls := 0
-		seen, _, err := peek.Socket(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
+		var seen []byte
+		var err error
+		if i < waitPeeks {
+			seen, _, err = peek.Socket(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
+		} else {
+			seen, err = peek.Read(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
+		}
 		if err != nil || string(seen) != "hello\n" {
-			t.Fatalf("peek %d: %q, %v", i, seen, err)
+			t.Fatalf("look %d: %q, %v", i, seen, err)
 		}
 	}
 }

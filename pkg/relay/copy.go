@@ -66,6 +66,21 @@ func (s *Stats) held() {
 // chain.ErrIdleTimeout when nothing moved for c's idle timeout, enforced
 // with the connections' deadlines. Echo is Copy(c, c.Conn, c.Conn, In|Out, st).
 func Copy(c *chain.Conn, dst, src net.Conn, dir Dir, st *Stats) error {
+	if src == c.Conn {
+		// Bytes a handler replays go first, and the copy works on the
+		// socket under them (sendReplayed); echo sends them back.
+		var to net.Conn
+		if dst != src {
+			to = dst
+		}
+		if err := sendReplayed(c, to, dir); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		if dst == src {
+			dst = c.Conn
+		}
+		src = c.Conn
+	}
 	f := flow{c: c, dst: dst, src: src, dir: dir, st: st}
 	f.dl.idle = c.IdleTimeout()
 	f.dl.conns[0] = src

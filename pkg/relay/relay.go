@@ -21,12 +21,19 @@ import (
 // the client's socket) ends it with an error that wraps net.ErrClosed.
 // Errors name their direction ("client to upstream: ...").
 //
+// Bytes a handler read from the client to decide and replays
+// (peek.Replay) go to up first, and the relay works on the socket under
+// them (sendReplayed).
+//
 // Each direction starts as a goroutine. When both ends are the sockets
 // themselves, a pair that keeps exchanging small messages moves to an
 // event loop (Linux) once hopAfter of them went through: a loop saves on
 // every message but costs a few system calls to join, which a connection
 // that lives for one request and its answer never earns back.
 func Relay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) error {
+	if err := sendReplayed(c, up, In); err != nil {
+		return fmt.Errorf("client to upstream: write: %w", err)
+	}
 	hop := loopable(c.Conn, up)
 	after := hopAfter.Load()
 	if hop && after == 0 {

@@ -77,15 +77,17 @@ func (f *firstBytes) header(h *Handler, c *chain.Conn) ([]byte, error) {
 	return (*f.bufp)[:f.hdr], nil
 }
 
-// withData is the header and the client bytes already there, read from
-// the client's socket the first time.
+// withData is the header and the client bytes already there, taken the
+// first time: those an earlier handler read and replays (proxy_protocol
+// reads the client's first bytes with its header), else those waiting in
+// the client's socket (relay.TakeWaiting).
 func (f *firstBytes) withData(h *Handler, c *chain.Conn) ([]byte, error) {
 	if _, err := f.header(h, c); err != nil {
 		return nil, err
 	}
 	if !f.read {
 		f.read = true
-		n, _, err := relay.ReadWaiting(c.Conn, (*f.bufp)[f.hdr:firstWrite])
+		n, err := relay.TakeWaiting(c, (*f.bufp)[f.hdr:firstWrite])
 		if err != nil && !errors.Is(err, io.EOF) {
 			// The client's failure, not the upstream's; an EOF the
 			// relay reads again.

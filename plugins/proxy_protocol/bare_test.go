@@ -10,10 +10,13 @@ import (
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 )
 
-// TestStaysBare: on a socket only the header is taken out, so the next
-// handler gets the bare socket (the proxy can splice) even when data came
-// in the same segment, and without a header too.
-func TestStaysBare(t *testing.T) {
+// TestBareUnlessBytesFollow: on a socket the header and the bytes that
+// came with it are taken in one receive. With nothing after the header
+// the next handler gets the bare socket; the bytes that followed it (or
+// a client's own, without a header) it gets in a Replay, which the
+// terminal's relay sends on first before it works on the socket under
+// it (pkg/relay's TestRelaySendsReplayedFirst).
+func TestBareUnlessBytesFollow(t *testing.T) {
 	plugintest.RegisterWrapProbe()
 	h := ppHarness(t, plugintest.Options{Level: hclog.Debug}, `
       - handler: proxy_protocol
@@ -21,15 +24,20 @@ func TestStaysBare(t *testing.T) {
         required: false
       - handler: `+plugintest.WrapProbe+`
 `)
-	for _, first := range [][]byte{
-		append(header(t, 2, client, balancr), "hello"...),
-		append(header(t, 1, client, balancr), "hello"...),
-		[]byte("hello"),
+	for _, tc := range []struct {
+		first   []byte
+		wrapped bool
+	}{
+		{header(t, 2, client, balancr), false},
+		{header(t, 1, client, balancr), false},
+		{append(header(t, 2, client, balancr), "hello"...), true},
+		{append(header(t, 1, client, balancr), "hello"...), true},
+		{[]byte("hello"), true},
 	} {
 		c := dial(t, "tcp", h.Addr("pp"))
-		writeAll(t, c, 0, first)
-		if plugintest.ProbeWrapped(t) {
-			t.Errorf("after %q the next handler got a wrapped connection", first)
+		writeAll(t, c, 0, tc.first)
+		if got := plugintest.ProbeWrapped(t); got != tc.wrapped {
+			t.Errorf("after %q the next handler got wrapped = %v, want %v", tc.first, got, tc.wrapped)
 		}
 		_ = c.Close()
 	}

@@ -21,19 +21,16 @@ var rejectErrs = func() (errs [numReasons]error) {
 	return errs
 }()
 
-// WrapStream reads the header before next sees the connection. On a
-// socket only the header is taken out (peekHeader), so c.Conn stays the
-// bare socket and the terminal handler can still splice; on a connection
-// an earlier middleware wrapped, the bytes read after the header are
-// replayed through a wrapper.
+// WrapStream reads the header before next sees the connection. The
+// bytes read after it are replayed through a wrapper (pkg/peek.Replay);
+// a terminal handler sends them on first and then takes the bare socket
+// under it, to splice and poll (the proxy: in the PROXY header's write,
+// or pkg/relay before it relays).
 func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 	return chain.StreamHandlerFunc(func(ctx context.Context, c *chain.Conn) error {
 		trusted := h.trusts(c.RemoteAddr())
 		deadline := time.Now().Add(h.Timeout)
-		res, ok := peekHeader(c.Conn, deadline)
-		if !ok {
-			res = readHeader(c.Conn, deadline)
-		}
+		res := readHeader(c.Conn, deadline)
 		if r, reject := decide(res, trusted, h.required); reject {
 			return h.reject(c, r, res.err)
 		}

@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/peek"
 )
 
 // The signatures, and the longest headers the specification allows: a v1
@@ -58,37 +60,34 @@ type readResult struct {
 // header may arrive in any number of segments: go-proxyproto insists on a
 // v1 line in one read, so the framing is done here and the library only
 // parses a complete header. Bytes read beyond the header are returned for
-// replay, so nothing the client sent is lost. A client that starts with
-// other bytes is told apart at its first byte that differs from both
-// signatures, without waiting for more.
+// replay, so nothing the client sent is lost: on a socket, one receive
+// takes the header and the client's first bytes after it, which the
+// proxy sends on in the header's own write (pkg/peek.Read). A client that
+// starts with other bytes is told apart at its first byte that differs
+// from both signatures, without waiting for more.
 func readHeader(conn net.Conn, deadline time.Time) readResult {
-	if err := conn.SetReadDeadline(deadline); err != nil {
-		return readResult{outcome: quiet, err: err}
+	buf, err := peek.Read(conn, make([]byte, firstBuf), deadline, func(b []byte) (bool, int) {
+		n, done := frame(b)
+		// A header longer than the buffer makes it grow to the header.
+		return done, n
+	})
+	n, done := frame(buf)
+	switch {
+	case done && n == 0:
+		return readResult{outcome: noHeader, rest: buf, start: buf}
+	case done && n < 0:
+		return readResult{outcome: bad, start: buf, err: errTooLong}
+	case done:
+		return parse(buf, n)
 	}
-	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
-	buf := make([]byte, 0, firstBuf)
-	for {
-		m, err := conn.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		n, done := frame(buf)
-		switch {
-		case done && n == 0:
-			return readResult{outcome: noHeader, rest: buf, start: buf}
-		case done && n < 0:
-			return readResult{outcome: bad, err: errTooLong}
-		case done:
-			return parse(buf, n)
-		case n > cap(buf):
-			buf = append(make([]byte, 0, n), buf...)
-		}
-		if err != nil {
-			out := incomplete
-			if len(buf) == 0 {
-				out = quiet
-			}
-			return readResult{outcome: out, rest: buf, start: buf, err: err, expired: chain.IsTimeout(err)}
-		}
+	if err == nil {
+		err = io.ErrUnexpectedEOF // unreachable: frame decides within a header's length
 	}
+	out := incomplete
+	if len(buf) == 0 {
+		out = quiet
+	}
+	return readResult{outcome: out, rest: buf, start: buf, err: err, expired: chain.IsTimeout(err)}
 }
 
 // frame looks at the bytes read so far. done with n == 0: no header (the

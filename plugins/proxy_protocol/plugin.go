@@ -5,10 +5,11 @@
 // send_proxy_protocol).
 //
 // The header is read by the connection's own goroutine under the
-// handler's timeout, never in the accept loop: on a socket it is peeked
-// at and only the header taken out (peek.go, with pkg/peek); on a wrapped
-// connection it is read, and the bytes that came with it are replayed to
-// the next handler (header.go, pkg/peek.Replay).
+// handler's timeout, never in the accept loop, and the bytes that came
+// with it are replayed to the next handler (header.go, pkg/peek.Read and
+// Replay). On a socket one receive takes the header and those bytes
+// together; the proxy sends them on in its own PROXY header's write, and
+// pkg/relay before it relays, both then on the bare socket.
 package proxyprotocol
 
 import (

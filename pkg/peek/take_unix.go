@@ -1,0 +1,97 @@
+//go:build unix
+
+package peek
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// readSocket is Read on a socket: each receive takes the bytes out of the
+// socket, so a handler that must consume what it looked at (a PROXY
+// header) makes one receive where a peek and then a read would make two,
+// and the bytes after the header come out with it for the Replay. It
+// waits as Socket does: the deadline is armed only once the socket was
+// found empty, from within the call that parks, so a connection whose
+// first bytes are there at once arms no timer, and one whose bytes come
+// later makes one empty receive per wait. ok is false when conn is not a
+// socket.
+func readSocket(conn net.Conn, buf []byte, deadline time.Time, look Look) (got []byte, ok bool, err error) {
+	sc, isSock := conn.(syscall.Conn)
+	if !isSock {
+		return nil, false, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, false, nil
+	}
+	t := &taker{buf: buf, conn: conn, deadline: deadline}
+	defer func() {
+		if t.wait {
+			_ = conn.SetReadDeadline(time.Time{})
+		}
+	}()
+	for {
+		if t.n == len(t.buf) {
+			return t.buf[:t.n], true, nil
+		}
+		err := rc.Read(t.try)
+		if err == nil {
+			err = t.err
+		}
+		if t.n > t.pace.looked && (err != nil || t.pace.due(t.n, len(t.buf))) {
+			done, want := t.pace.look(look, t.buf[:t.n])
+			if done {
+				return t.buf[:t.n], true, nil
+			}
+			if want > len(t.buf) {
+				t.buf = append(t.buf[:t.n], make([]byte, want-t.n)...)
+			}
+		}
+		if err != nil {
+			return t.buf[:t.n], true, err
+		}
+	}
+}
+
+// taker is one readSocket call's state; its try is what the runtime calls
+// each time the socket may be readable.
+type taker struct {
+	buf  []byte
+	n    int // bytes taken, in buf
+	pace pacer
+	err  error
+	wait bool // the deadline is armed
+	// conn and deadline arm the wait the first time the socket is empty.
+	conn     net.Conn
+	deadline time.Time
+}
+
+func (t *taker) try(fd uintptr) bool {
+	m, err := recv(int(fd), t.buf[t.n:], 0)
+	switch {
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		if t.wait {
+			return false
+		}
+		// Armed here, before the park, for the reason settle gives.
+		if err := t.conn.SetReadDeadline(t.deadline); err != nil {
+			t.err = err
+			return true
+		}
+		t.wait = true
+		return false
+	case err != nil:
+		t.err = err
+	case m == 0:
+		t.err = io.EOF
+	default:
+		t.n += m
+	}
+	return true
+}
