@@ -19,11 +19,17 @@ import (
 // waits as Socket does: the deadline is armed only once the socket was
 // found empty, from within the call that parks, so a connection whose
 // first bytes are there at once arms no timer, and one whose bytes come
-// later makes one empty receive per wait. ok is false when conn is not a
-// socket.
+// later makes one empty receive per wait. ok is false when conn is not
+// the socket itself: a wrapper that reaches its socket's descriptor must
+// still see every byte through its own Read.
 func readSocket(conn net.Conn, buf []byte, deadline time.Time, look Look) (got []byte, ok bool, err error) {
-	sc, isSock := conn.(syscall.Conn)
-	if !isSock {
+	var sc syscall.Conn
+	switch c := conn.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil, false, nil
 	}
 	rc, err := sc.SyscallConn()
