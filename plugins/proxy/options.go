@@ -29,6 +29,9 @@ type target struct {
 	url     string // as written in the config: the metrics label
 	network string // tcp, unix or udp, for net.Dial
 	address string
+	// literal says that dialing it looks nothing up: a Unix path, or
+	// an IP address and a port.
+	literal bool
 }
 
 func (t target) datagram() bool { return t.network == "udp" }
@@ -231,7 +234,8 @@ func parseUpstream(raw string) (target, error) {
 		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 			return target{}, fmt.Errorf("invalid upstream %q: port %q is not a number from 1 to 65535", raw, port)
 		}
-		return target{url: raw, network: u.Scheme, address: u.Host}, nil
+		_, ipErr := netip.ParseAddr(host)
+		return target{url: raw, network: u.Scheme, address: u.Host, literal: ipErr == nil}, nil
 	case "unix":
 		path := u.Path
 		if u.Opaque != "" {
@@ -243,7 +247,7 @@ func parseUpstream(raw string) (target, error) {
 		if len(path) > listener.MaxUnixPath {
 			return target{}, fmt.Errorf("invalid upstream %q: socket path is %d bytes long; the kernel accepts at most %d", raw, len(path), listener.MaxUnixPath)
 		}
-		return target{url: raw, network: "unix", address: path}, nil
+		return target{url: raw, network: "unix", address: path, literal: true}, nil
 	}
 	return target{}, fmt.Errorf("invalid upstream %q: unknown scheme %q: %s", raw, u.Scheme, upstreamForms)
 }

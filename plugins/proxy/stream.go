@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/fdbudget"
@@ -120,8 +121,13 @@ func (h *Handler) dial(ctx context.Context, c *chain.Conn, first *firstBytes) (n
 // when tls is. The header goes first and in clear, as HAProxy's send-proxy
 // with ssl does: the upstream reads it before the TLS it terminates.
 func (h *Handler) connect(ctx context.Context, u *upstream, c *chain.Conn, first *firstBytes) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.ConnectTimeout)
-	defer cancel()
+	if u.tls == nil && u.literal {
+		ctx = deadlineCtx{ctx, time.Now().Add(h.ConnectTimeout)}
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.ConnectTimeout)
+		defer cancel()
+	}
 	conn, err := h.dialer.DialContext(ctx, u.network, u.address)
 	if err != nil {
 		return nil, err
@@ -138,3 +144,18 @@ func (h *Handler) connect(ctx context.Context, u *upstream, c *chain.Conn, first
 	}
 	return handshake(ctx, conn, u.tls)
 }
+
+// deadlineCtx is ctx with a connect attempt's deadline, for a dial that
+// looks nothing up and does no TLS handshake: net's connect waits for the
+// socket under that deadline (the poller's, armed only when the connect
+// did not finish at once) and gives up when ctx is cancelled, so nothing
+// else needs it. context.WithTimeout would arm a timer and register with
+// ctx on every connection; on a nearby upstream the connect is done before
+// either matters. A lookup or a handshake watches only Done, never the
+// deadline: those keep context.WithTimeout.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
