@@ -96,16 +96,35 @@ type watchdog struct {
 	mu      sync.Mutex
 	timer   *time.Timer
 	stopped bool
+
+	// While young, the watchdog waits in a list of youngDogs for its
+	// timer (see armDelay): its links and its list, which guards them.
+	prev, next *watchdog
+	list       *dogList
+	young      atomic.Bool // set by start, cleared by whoever unlinks it
 }
 
 // start arms the watchdog, when there is an idle timeout; expire runs
-// once the relay has been quiet for idle.
+// once the relay has been quiet for idle. A timeout long enough to wait
+// for armDelay first gets its timer from the sweeper, if the relay lives
+// that long (see armDelay).
 func (w *watchdog) start(idle time.Duration, expire func()) {
 	w.idle, w.base, w.expire = idle, time.Now(), expire
-	if idle > 0 {
-		w.mu.Lock()
-		w.timer = time.AfterFunc(idle, w.check)
-		w.mu.Unlock()
+	switch {
+	case idle <= 0:
+	case idle < 4*armDelay:
+		w.arm(idle)
+	default:
+		youngDogs.add(w)
+	}
+}
+
+// arm starts the timer to check after d, unless the watchdog was stopped.
+func (w *watchdog) arm(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.timer = time.AfterFunc(d, w.check)
 	}
 }
 
@@ -127,6 +146,9 @@ func (w *watchdog) touchAt(now time.Time) {
 
 // stop disarms the watchdog for good.
 func (w *watchdog) stop() {
+	if w.young.Load() {
+		w.list.remove(w)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.timer != nil {
