@@ -22,34 +22,8 @@ func TestHopPingPong(t *testing.T) {
 	setHopAfter(t, 4)
 	st := new(Stats)
 	lp := startPair(t, context.Background(), st, testnet.Listen(t, "tcp"), 0, 1, nil)
-	var in, out int64
-	for i := range 20 {
-		msg := []byte{byte('a' + i), byte(i)}
-		if _, err := lp.cl.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(lp.up, got); err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("message %d: upstream read %q, %v; want %q", i, got, err, msg)
-		}
-		reply := append(msg, '!')
-		if _, err := lp.up.Write(reply); err != nil {
-			t.Fatal(err)
-		}
-		got = make([]byte, len(reply))
-		if _, err := io.ReadFull(lp.cl, got); err != nil || !bytes.Equal(got, reply) {
-			t.Fatalf("reply %d: client read %q, %v; want %q", i, got, err, reply)
-		}
-		in, out = in+int64(len(msg)), out+int64(len(reply))
-	}
-	_ = lp.cl.(*net.TCPConn).CloseWrite()
-	if b, err := io.ReadAll(lp.up); err != nil || len(b) != 0 {
-		t.Fatalf("upstream after the client's half-close: %q, %v; want EOF", b, err)
-	}
-	_ = lp.up.(*net.TCPConn).CloseWrite()
-	if err := lp.wait(t); err != nil {
-		t.Fatalf("Relay: %v", err)
-	}
+	in, out := pingPong(t, lp, 20)
+	halfCloseBoth(t, lp)
 	if st.Hops.Load() != 1 {
 		t.Errorf("hops %d, want 1", st.Hops.Load())
 	}
@@ -182,5 +156,46 @@ func TestHopNoLoopLeft(t *testing.T) {
 	}
 	if st.Hops.Load() != 0 {
 		t.Errorf("hops %d, want 0 with the loop refused", st.Hops.Load())
+	}
+}
+
+// pingPong exchanges n messages and their replies between lp's client
+// and upstream, each checked as it arrives, and returns the bytes each
+// way.
+func pingPong(t *testing.T, lp *loopPair, n int) (in, out int64) {
+	t.Helper()
+	for i := range n {
+		msg := []byte{byte('a' + i), byte(i)}
+		if _, err := lp.cl.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(lp.up, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("message %d: upstream read %q, %v; want %q", i, got, err, msg)
+		}
+		reply := append(msg, '!')
+		if _, err := lp.up.Write(reply); err != nil {
+			t.Fatal(err)
+		}
+		got = make([]byte, len(reply))
+		if _, err := io.ReadFull(lp.cl, got); err != nil || !bytes.Equal(got, reply) {
+			t.Fatalf("reply %d: client read %q, %v; want %q", i, got, err, reply)
+		}
+		in, out = in+int64(len(msg)), out+int64(len(reply))
+	}
+	return in, out
+}
+
+// halfCloseBoth half-closes the client, checks that the upstream sees
+// its EOF, half-closes the upstream, and waits for Relay to end well.
+func halfCloseBoth(t *testing.T, lp *loopPair) {
+	t.Helper()
+	_ = lp.cl.(*net.TCPConn).CloseWrite()
+	if b, err := io.ReadAll(lp.up); err != nil || len(b) != 0 {
+		t.Fatalf("upstream after the client's half-close: %q, %v; want EOF", b, err)
+	}
+	_ = lp.up.(*net.TCPConn).CloseWrite()
+	if err := lp.wait(t); err != nil {
+		t.Fatalf("Relay: %v", err)
 	}
 }

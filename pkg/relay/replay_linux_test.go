@@ -38,34 +38,9 @@ func TestRelaySendsReplayedFirst(t *testing.T) {
 	if _, err := io.ReadFull(lp.up, first); err != nil || string(first) != "outer,inner," {
 		t.Fatalf("upstream read %q first, %v; want the replayed bytes", first, err)
 	}
-	in, out := int64(len(first)), int64(0)
-	for i := range 20 {
-		msg := []byte{byte('a' + i), byte(i)}
-		if _, err := lp.cl.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(lp.up, got); err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("message %d: upstream read %q, %v; want %q", i, got, err, msg)
-		}
-		reply := append(msg, '!')
-		if _, err := lp.up.Write(reply); err != nil {
-			t.Fatal(err)
-		}
-		got = make([]byte, len(reply))
-		if _, err := io.ReadFull(lp.cl, got); err != nil || !bytes.Equal(got, reply) {
-			t.Fatalf("reply %d: client read %q, %v; want %q", i, got, err, reply)
-		}
-		in, out = in+int64(len(msg)), out+int64(len(reply))
-	}
-	_ = lp.cl.(*net.TCPConn).CloseWrite()
-	if b, err := io.ReadAll(lp.up); err != nil || len(b) != 0 {
-		t.Fatalf("upstream after the client's half-close: %q, %v; want EOF", b, err)
-	}
-	_ = lp.up.(*net.TCPConn).CloseWrite()
-	if err := lp.wait(t); err != nil {
-		t.Fatalf("Relay: %v", err)
-	}
+	in, out := pingPong(t, lp, 20)
+	in += int64(len(first))
+	halfCloseBoth(t, lp)
 	if st.Buffered.Load() != 0 || st.Hops.Load() != 1 {
 		t.Errorf("buffered %d, hops %d; want 0 and 1: the relay got the bare socket", st.Buffered.Load(), st.Hops.Load())
 	}
