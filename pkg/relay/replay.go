@@ -53,7 +53,7 @@ func unwrapReplays(c *chain.Conn) {
 
 // sendReplayed writes the bytes c.Conn replays to dst, counted as dir
 // says, and takes the emptied Replays off c.Conn; dst nil is c.Conn
-// itself (echo). The writes never wait (writeNow): a fresh connection's
+// itself (echo). The writes never wait (WriteNow): a fresh connection's
 // socket buffer takes a handler's first bytes at once, and what it does
 // not take stays in the Replay for the buffered copy, which waits under
 // the idle timeout.
@@ -71,7 +71,7 @@ func sendReplayed(c *chain.Conn, dst net.Conn, dir Dir) error {
 		if !isSocket(to) {
 			return nil
 		}
-		n, err := writeNow(to, r.Pending())
+		n, err := WriteNow(to, r.Pending())
 		if n > 0 {
 			r.Discard(n)
 			countInto(c, dir, n)

@@ -156,3 +156,35 @@ func TestTakeWaiting(t *testing.T) {
 		t.Fatalf("took %q, %v", p[:n], err)
 	}
 }
+
+// TestWriteNow: a socket with room takes it all at once; a full one
+// takes what it has room for, then nothing, without waiting; a wrapper
+// is never written around its own Write.
+func TestWriteNow(t *testing.T) {
+	client, server := testnet.TCPPair(t)
+	if n, err := WriteNow(server, []byte("hello")); n != 5 || err != nil {
+		t.Fatalf("WriteNow = %d, %v; want 5, nil", n, err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "hello" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	big := make([]byte, 64<<20)
+	n, err := WriteNow(server, big)
+	if err != nil || n == 0 || n == len(big) {
+		t.Fatalf("WriteNow of 64 MiB to a peer not reading = %d, %v; want part of it", n, err)
+	}
+	start := time.Now()
+	if n, err := WriteNow(server, big); n != 0 || err != nil {
+		t.Fatalf("WriteNow to a full socket = %d, %v; want 0, nil", n, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("WriteNow to a full socket took %v", d)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if n, err := WriteNow(a, []byte("x")); n != 0 || err != nil {
+		t.Fatalf("WriteNow to a pipe = %d, %v; want 0, nil", n, err)
+	}
+}

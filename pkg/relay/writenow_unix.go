@@ -8,9 +8,16 @@ import (
 	"syscall"
 )
 
-// writeNow writes what the socket conn takes of p without waiting for
-// room: n is what went, and 0 with a nil error when its buffer is full.
-func writeNow(conn net.Conn, p []byte) (n int, err error) {
+// WriteNow writes what the socket conn takes of p without waiting for
+// room: n is what went, and 0 with a nil error when its buffer is full,
+// or when conn is not the socket itself (a wrapper, which only its own
+// Write may write). A handler writes what must go first on a connection
+// just made this way, with no deadline to arm and clear: a fresh
+// socket's buffer takes it, and only what is left needs a wait.
+func WriteNow(conn net.Conn, p []byte) (n int, err error) {
+	if !isSocket(conn) {
+		return 0, nil
+	}
 	rc, err := conn.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return 0, err

@@ -146,17 +146,26 @@ func (h *Handler) writeProxyHeader(up net.Conn, c *chain.Conn, first *firstBytes
 	if err != nil {
 		return err
 	}
-	// The upstream just accepted, so the write fits in its socket buffer;
-	// the deadline (the connect attempt's) only guards against a peer
-	// that never reads.
-	if err := up.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	if _, err := up.Write(b); err != nil {
+	// The upstream just accepted, so the write fits in its socket buffer
+	// and goes at once, arming no deadline. What it does not take waits
+	// under the connect attempt's deadline, for a peer that never reads.
+	n, err := relay.WriteNow(up, b)
+	if err != nil {
 		return fmt.Errorf("writing the PROXY header: %w", err)
+	}
+	if n < len(b) {
+		if err := up.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		if _, err := up.Write(b[n:]); err != nil {
+			return fmt.Errorf("writing the PROXY header: %w", err)
+		}
+		if err := up.SetWriteDeadline(time.Time{}); err != nil {
+			return err
+		}
 	}
 	if plain {
 		first.delivered(c)
 	}
-	return up.SetWriteDeadline(time.Time{})
+	return nil
 }
