@@ -26,16 +26,9 @@ func Socket(conn net.Conn, buf []byte, deadline time.Time, look Look) (seen []by
 	if err != nil {
 		return nil, false, nil
 	}
-	p := &peeker{buf: buf, conn: conn, deadline: deadline}
+	p := &peeker{buf: buf, dl: lateDeadline{conn: conn, deadline: deadline}}
 	p.peekNow = p.peek
-	// The first looks never wait: when the bytes that decide are there
-	// already (a client's first segment often is), no deadline timer is
-	// armed at all.
-	defer func() {
-		if p.wait {
-			_ = conn.SetReadDeadline(time.Time{})
-		}
-	}()
+	defer p.dl.clear()
 	for {
 		err := rc.Read(p.try)
 		if err == nil {
@@ -82,12 +75,8 @@ type peeker struct {
 	peekNow func(fd uintptr)
 	err     error
 	closed  bool // the peer's FIN is behind the bytes seen
-	wait    bool // park until the socket is readable when nothing is new
 	idle    bool // nothing new to look at
-	// conn and deadline arm the wait the first time there is nothing
-	// new (settle).
-	conn     net.Conn
-	deadline time.Time
+	dl      lateDeadline
 }
 
 func (p *peeker) try(fd uintptr) bool {
@@ -127,21 +116,14 @@ func (p *peeker) try(fd uintptr) bool {
 
 // settle tells the runtime whether try is done: yes with something new to
 // look at (or an error); no, to park until the socket is readable, with
-// nothing new. The first time, it arms the deadline before that wait,
-// from within the call: leaving it to arm the deadline outside would make
-// the next call peek again first, for nothing as a rule, since the
-// runtime forgets a readiness it saw before the call (one EAGAIN more per
-// connection whose first bytes were not there yet at its first look).
+// nothing new, the deadline armed (lateDeadline).
 func (p *peeker) settle() bool {
 	if !p.idle {
 		return true
 	}
-	if !p.wait {
-		if err := p.conn.SetReadDeadline(p.deadline); err != nil {
-			p.err, p.idle = err, false
-			return true
-		}
-		p.wait = true
+	if err := p.dl.arm(); err != nil {
+		p.err, p.idle = err, false
+		return true
 	}
 	return false
 }

@@ -16,10 +16,9 @@ import (
 // socket, so a handler that must consume what it looked at (a PROXY
 // header) makes one receive where a peek and then a read would make two,
 // and the bytes after the header come out with it for the Replay. It
-// waits as Socket does: the deadline is armed only once the socket was
-// found empty, from within the call that parks, so a connection whose
-// first bytes are there at once arms no timer, and one whose bytes come
-// later makes one empty receive per wait. ok is false when conn is not
+// waits as Socket does (lateDeadline): a connection whose first bytes
+// are there at once arms no timer, and one whose bytes come later makes
+// one empty receive per wait. ok is false when conn is not
 // the socket itself: a wrapper that reaches its socket's descriptor must
 // still see every byte through its own Read.
 func readSocket(conn net.Conn, buf []byte, deadline time.Time, look Look) (got []byte, ok bool, err error) {
@@ -36,12 +35,8 @@ func readSocket(conn net.Conn, buf []byte, deadline time.Time, look Look) (got [
 	if err != nil {
 		return nil, false, nil
 	}
-	t := &taker{buf: buf, conn: conn, deadline: deadline}
-	defer func() {
-		if t.wait {
-			_ = conn.SetReadDeadline(time.Time{})
-		}
-	}()
+	t := &taker{buf: buf, dl: lateDeadline{conn: conn, deadline: deadline}}
+	defer t.dl.clear()
 	for {
 		if t.n == len(t.buf) {
 			return t.buf[:t.n], true, nil
@@ -72,25 +67,17 @@ type taker struct {
 	n    int // bytes taken, in buf
 	pace pacer
 	err  error
-	wait bool // the deadline is armed
-	// conn and deadline arm the wait the first time the socket is empty.
-	conn     net.Conn
-	deadline time.Time
+	dl   lateDeadline
 }
 
 func (t *taker) try(fd uintptr) bool {
 	m, err := recv(int(fd), t.buf[t.n:], 0)
 	switch {
 	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
-		if t.wait {
-			return false
-		}
-		// Armed here, before the park, for the reason settle gives.
-		if err := t.conn.SetReadDeadline(t.deadline); err != nil {
+		if err := t.dl.arm(); err != nil {
 			t.err = err
 			return true
 		}
-		t.wait = true
 		return false
 	case err != nil:
 		t.err = err

@@ -83,33 +83,17 @@ func TestRelayReplayTheSocketCannotTake(t *testing.T) {
 // TestCopyEchoesReplayedFirst: echo sends the replayed bytes back first,
 // then echoes on the bare socket.
 func TestCopyEchoesReplayedFirst(t *testing.T) {
-	ln := testnet.Listen(t, "tcp")
-	st := new(Stats)
-	done := make(chan error, 1)
-	conns := make(chan *chain.Conn, 1)
-	go func() {
-		raw, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer raw.Close()
-		c := chain.NewConn(raw, 1, "t", time.Minute, hclog.NewNullLogger())
-		c.Conn = replayed("outer,", "inner,")(raw)
-		conns <- c
-		done <- Copy(c, c.Conn, c.Conn, In|Out, st)
-	}()
-	cl, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl, server := testnet.TCPPair(t)
 	_ = cl.SetDeadline(time.Now().Add(30 * time.Second))
-	c := <-conns
+	st := new(Stats)
+	c := chain.NewConn(server, 1, "t", time.Minute, hclog.NewNullLogger())
+	c.Conn = replayed("outer,", "inner,")(server)
+	done := make(chan error, 1)
+	go func() { done <- Copy(c, c.Conn, c.Conn, In|Out, st) }()
 	if _, err := cl.Write([]byte("mine")); err != nil {
 		t.Fatal(err)
 	}
-	_ = cl.(*net.TCPConn).CloseWrite()
+	_ = cl.CloseWrite()
 	got, err := io.ReadAll(cl)
 	if err != nil || string(got) != "outer,inner,mine" {
 		t.Fatalf("echoed %q, %v", got, err)
