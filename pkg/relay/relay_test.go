@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -291,6 +292,63 @@ func TestCopyIdleTimeout(t *testing.T) {
 			}
 			if d := time.Since(quiet); d < idle-idle/4 {
 				t.Errorf("ended %v after the last byte, before the %v timeout", d, idle)
+			}
+		})
+	}
+}
+
+// TestRelayLeavesLastFINToClose: on the goroutines (the loop off, or not
+// joined yet), the first EOF is passed on at once as a half-close; the
+// second, onto a socket, is not shut down by Relay but sent by the close
+// that follows it, as a clean EOF and not a reset.
+func TestRelayLeavesLastFINToClose(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		upFirst bool
+		noLoop  bool
+	}{
+		{"client first", false, true},
+		{"upstream first", true, true},
+		{"client first, hop pending", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setNoLoop(t, tc.noLoop)
+			setHopAfter(t, 8)
+			upFirst := tc.upFirst
+			cl, c := testnet.TCPPair(t)
+			upc, ups := testnet.TCPPair(t)
+			for _, s := range []*net.TCPConn{cl, ups} {
+				_ = s.SetDeadline(time.Now().Add(30 * time.Second))
+			}
+			conn := chain.NewConn(c, 1, "t", 0, hclog.NewNullLogger())
+			served := make(chan error, 1)
+			go func() { served <- Relay(context.Background(), conn, upc, new(Stats)) }()
+			first, second := net.Conn(cl), net.Conn(ups)
+			if upFirst {
+				first, second = ups, cl
+			}
+			_ = first.(*net.TCPConn).CloseWrite()
+			if b, err := io.ReadAll(second); err != nil || len(b) != 0 {
+				t.Fatalf("read %q, %v; want the first EOF passed on at once", b, err)
+			}
+			_ = second.(*net.TCPConn).CloseWrite()
+			select {
+			case err := <-served:
+				if err != nil {
+					t.Fatalf("Relay: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Relay did not return after both EOFs")
+			}
+			_ = first.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, err := first.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("read %d, %v before the close; want nothing yet (no shutdown by Relay)", n, err)
+			}
+			_ = c.Close()
+			_ = upc.Close()
+			_ = first.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if b, err := io.ReadAll(first); err != nil || len(b) != 0 {
+				t.Fatalf("read %q, %v after the close; want a clean EOF", b, err)
 			}
 		})
 	}
