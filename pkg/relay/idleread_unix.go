@@ -135,7 +135,7 @@ func (r *idleReader) fill(fd uintptr) bool {
 	}
 	r.dog.touch()
 	for {
-		n, err := syscall.Read(int(fd), *r.buf)
+		n, err := sockRead(int(fd), *r.buf)
 		switch err {
 		case nil:
 			r.n = int32(n)

@@ -2,6 +2,8 @@
 
 package relay
 
+import "syscall"
+
 // passOn is Linux's alone, where TCP_INQ can tell an empty queue from a
 // FIN (pass_linux.go): elsewhere a flow reads until EAGAIN.
 func (r *idleReader) passOn(*flow) bool { return false }
@@ -9,3 +11,6 @@ func (r *idleReader) passOn(*flow) bool { return false }
 func (r *idleReader) passFill(uintptr) bool { return true }
 
 func (r *idleReader) writeOut(uintptr) bool { return true }
+
+// sockRead is a non-blocking socket's read (see rawsys_linux.go).
+func sockRead(fd int, p []byte) (int, error) { return syscall.Read(fd, p) }

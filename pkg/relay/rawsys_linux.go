@@ -24,6 +24,11 @@ func rawRead(fd int, p []byte) (int, error) {
 	return rawResult(r, e)
 }
 
+// sockRead is idleReader's read of its socket, raw for the same reason:
+// the descriptor is non-blocking, so the call cannot park the thread, and
+// entersyscall/exitsyscall cost more than the copy of a small message.
+func sockRead(fd int, p []byte) (int, error) { return rawRead(fd, p) }
+
 func rawWrite(fd int, p []byte) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 	return rawResult(r, e)
