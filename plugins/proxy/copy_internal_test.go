@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/pkg/chain"
+	"github.com/sluice-dev/sluice/pkg/peek"
 )
 
 type wrapped struct{ net.Conn }
@@ -21,19 +22,22 @@ func (w wrapped) CloseWrite() error { return w.Conn.(chain.CloseWriter).CloseWri
 // TestCopyPaths checks which copy loop each kind of connection takes:
 // the accepted socket itself, unwrapped, goes to the direct path and, with
 // bulk data, to splice, in both directions, and its bytes are still
-// counted; a wrapped one takes the buffer.
+// counted; so does one whose first bytes a handler read to decide and
+// replays (route, proxy_protocol); a wrapped one takes the buffer.
 func TestCopyPaths(t *testing.T) {
 	tests := []struct {
 		name             string
 		client, upstream string // tcp or unix
 		wrap             bool
+		replay           int // bytes read before the proxy and replayed
 		splice, buffered int64
 	}{
-		{"tcp to tcp", "tcp", "tcp", false, 2, 0},
-		{"tcp to unix", "tcp", "unix", false, 2, 0},
-		{"unix to tcp", "unix", "tcp", false, 2, 0},
-		{"unix to unix", "unix", "unix", false, 2, 0},
-		{"tcp to tcp, wrapped", "tcp", "tcp", true, 0, 2},
+		{"tcp to tcp", "tcp", "tcp", false, 0, 2, 0},
+		{"tcp to unix", "tcp", "unix", false, 0, 2, 0},
+		{"unix to tcp", "unix", "tcp", false, 0, 2, 0},
+		{"unix to unix", "unix", "unix", false, 0, 2, 0},
+		{"tcp to tcp, replayed", "tcp", "tcp", false, 300, 2, 0},
+		{"tcp to tcp, wrapped", "tcp", "tcp", true, 0, 0, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,6 +61,14 @@ func TestCopyPaths(t *testing.T) {
 				c := chain.NewConn(raw, 1, "t", 0, hclog.NewNullLogger())
 				if tt.wrap {
 					c.Conn = wrapped{raw}
+				}
+				if tt.replay > 0 {
+					first := make([]byte, tt.replay)
+					if _, err := io.ReadFull(raw, first); err != nil {
+						errs <- err
+						return
+					}
+					c.Conn = peek.NewReplay(raw, first)
 				}
 				errs <- h.ServeStream(context.Background(), c)
 				served <- c

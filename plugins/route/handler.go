@@ -1,6 +1,7 @@
 package route
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,8 +19,8 @@ import (
 // max_bytes, when they do not.
 const firstBuf = 4 << 10
 
-// bufs holds the peek buffers of the socket path, which are given back as
-// soon as the decision is made (the bytes stay in the socket).
+// bufs holds the first looks' buffers, which are given back as soon as
+// the decision is made: the Replay keeps a copy of the bytes seen alone.
 var bufs = sync.Pool{New: func() any { b := make([]byte, firstBuf); return &b }}
 
 // errNoRoute is what a connection that matched no route, with no
@@ -77,9 +78,11 @@ func (h *Handler) decide(in *input) (i int, decided bool) {
 }
 
 // look reads the first bytes until they decide, max_bytes is reached or
-// the timeout passes; then what was seen is judged as final. On a socket
-// the bytes are only peeked at and stay in it, so the chosen chain gets
-// the bare socket; on a wrapped connection they are read and replayed.
+// the timeout passes; then what was seen is judged as final. The bytes
+// read are handed to the chosen chain first (peek.Replay): on a socket
+// each wait ends in one receive that takes them (peek.Read), so deciding
+// costs no receive that the relay would make again, and the proxy sends
+// them on before it relays the socket itself.
 func (h *Handler) look(c *chain.Conn, in *input) (i int, timedOut bool, err error) {
 	deadline := time.Now().Add(h.Timeout)
 	done := false
@@ -91,25 +94,18 @@ func (h *Handler) look(c *chain.Conn, in *input) (i int, timedOut bool, err erro
 		// Should the buffer be full, it doubles, up to max_bytes.
 		return false, min(2*len(seen), int(h.MaxBytes))
 	}
-	var rerr error
-	if in.tlsState == nil {
-		bp := bufs.Get().(*[]byte)
-		var ok bool
-		_, ok, rerr = peek.Socket(c.Conn, (*bp)[:min(len(*bp), int(h.MaxBytes))], deadline, fn)
-		if ok {
-			// The decision is made; the parses keep no reference to the
-			// bytes, which stay in the socket for the chosen chain.
-			in.data = nil
-			bufs.Put(bp)
-			return h.judge(in, done, i, rerr)
-		}
-		bufs.Put(bp)
-	}
-	var seen []byte
-	seen, rerr = peek.Read(c.Conn, make([]byte, min(firstBuf, int(h.MaxBytes))), deadline, fn)
+	bp := bufs.Get().(*[]byte)
+	seen, rerr := peek.Read(c.Conn, (*bp)[:h.bufSize], deadline, fn)
+	in.data = nil // the parses keep no reference to the bytes
 	if len(seen) > 0 {
+		if &seen[0] == &(*bp)[0] {
+			// In the pooled buffer: the Replay gets a copy of just
+			// the bytes seen, and the buffer goes back at once.
+			seen = bytes.Clone(seen)
+		}
 		c.Conn = peek.NewReplay(c.Conn, seen)
 	}
+	bufs.Put(bp)
 	return h.judge(in, done, i, rerr)
 }
 

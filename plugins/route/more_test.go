@@ -21,7 +21,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/testnet"
 	"github.com/sluice-dev/sluice/internal/testtool"
 	"github.com/sluice-dev/sluice/pkg/chain"
-	"github.com/sluice-dev/sluice/pkg/plugintest"
+	"github.com/sluice-dev/sluice/pkg/peek"
 	"github.com/sluice-dev/sluice/pkg/registry"
 )
 
@@ -315,27 +315,59 @@ func TestNestedRatelimitAndStatus(t *testing.T) {
 	}
 }
 
-// After a decision on a socket the chosen chain gets the bare socket (the
-// bytes were only peeked at), so the proxy can splice; behind a wrapping
-// middleware it gets a wrapper that replays them.
-func TestChosenChainGetsTheBareSocket(t *testing.T) {
-	plugintest.RegisterWrapProbe()
-	for _, tc := range []struct {
-		payload bool
-		wrapped bool
-	}{{false, false}, {true, true}} {
+// replaySeen is what the replay probe saw of the connection it was
+// handed: the bytes replayed to it, and whether the Replay sits straight
+// on the accepted socket.
+type replaySeen struct {
+	pending string
+	onRaw   bool
+}
+
+var replayProbe struct {
+	once sync.Once
+	seen chan replaySeen
+}
+
+type replayProbeHandler struct{}
+
+func (*replayProbeHandler) ServeStream(_ context.Context, c *chain.Conn) error {
+	var got replaySeen
+	if r, ok := c.Conn.(*peek.Replay); ok {
+		got = replaySeen{string(r.Pending()), r.Unwrap() == c.Raw()}
+	}
+	replayProbe.seen <- got
+	return nil
+}
+
+// After a decision the chosen chain gets the bytes read to decide, in a
+// peek.Replay: straight on the accepted socket, which the relay then
+// works on itself once it sent them (plugins/proxy's TestCopyPaths, the
+// replayed case, still splices), or on the wrapper of a middleware before
+// the route.
+func TestChosenChainGetsTheBytesReplayed(t *testing.T) {
+	replayProbe.once.Do(func() {
+		replayProbe.seen = make(chan replaySeen, 4)
+		registry.Register("test_replay_probe", func() any { return new(replayProbeHandler) })
+	})
+	const banner = "SSH-2.0-x\r\n"
+	for _, payload := range []bool{false, true} {
 		s := newSluice(t, routeConfig(withLogPayload, `
         routes:
           - match: {protocol: ssh}
             chain: [{handler: %s}]
-`, tc.payload, plugintest.WrapProbe))
+`, payload, "test_replay_probe"))
 		c, err := net.DialTimeout("tcp", s.Addr("front"), wait)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.WriteString(c, "SSH-2.0-x\r\n")
-		if got := plugintest.ProbeWrapped(t); got != tc.wrapped {
-			t.Errorf("payload %v: wrapped = %v, want %v", tc.payload, got, tc.wrapped)
+		_, _ = io.WriteString(c, banner)
+		select {
+		case got := <-replayProbe.seen:
+			if want := (replaySeen{banner, !payload}); got != want {
+				t.Errorf("payload %v: the chosen chain got %+v, want %+v", payload, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the replay probe never ran")
 		}
 		_ = c.Close()
 		s.WaitIdle("front")

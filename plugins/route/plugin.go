@@ -4,9 +4,10 @@
 // first of its routes that matches, and hands the connection to that
 // route's own chain, with the bytes it looked at replayed exactly.
 //
-// The bytes are peeked at on a socket (pkg/peek), so the chosen chain gets
-// the bare socket and the proxy's splice fast path applies unchanged; on
-// a connection a middleware wrapped they are read and replayed.
+// The bytes are read (pkg/peek.Read: on a socket, one receive per wait)
+// and handed to the chosen chain in a peek.Replay; pkg/relay sends them
+// first and then works on the socket under it, so the proxy's splice and
+// event loop apply unchanged.
 package route
 
 import (
@@ -54,7 +55,7 @@ type Handler struct {
 
 	// Runtime state, set by Validate and Provision.
 	matchers  []matcher
-	needBytes bool      // some matcher looks at bytes: peek
+	needBytes bool      // some matcher looks at bytes: read them
 	targets   []*target // routes' in order, then the default's
 	dflt      *target   // nil: close
 	timedOut  prometheus.Counter
