@@ -97,18 +97,41 @@ func Read(conn net.Conn, buf []byte, deadline time.Time, look Look) ([]byte, err
 type Replay struct {
 	net.Conn
 	buf []byte
+	// release, when set, is called once the last replayed byte is gone
+	// (read or discarded), to give their buffer back.
+	release func()
 }
 
 // NewReplay returns conn with b to be read first. b is the Replay's now.
 func NewReplay(conn net.Conn, b []byte) *Replay { return &Replay{Conn: conn, buf: b} }
 
+// NewReplayRelease is NewReplay for b in a pooled buffer: release is
+// called once every byte of b was read or discarded, and nothing of b is
+// used after. A connection that ends before then leaves the buffer to the
+// garbage collector.
+func NewReplayRelease(conn net.Conn, b []byte, release func()) *Replay {
+	return &Replay{Conn: conn, buf: b, release: release}
+}
+
 func (r *Replay) Read(p []byte) (int, error) {
 	if len(r.buf) > 0 {
 		n := copy(p, r.buf)
-		r.buf = r.buf[n:]
+		r.drop(n)
 		return n, nil
 	}
 	return r.Conn.Read(p)
+}
+
+// drop takes the first n replayed bytes off, releasing their buffer once
+// none is left.
+func (r *Replay) drop(n int) {
+	r.buf = r.buf[min(n, len(r.buf)):]
+	if len(r.buf) == 0 && r.release != nil {
+		r.buf = nil
+		release := r.release
+		r.release = nil
+		release()
+	}
 }
 
 // CloseWrite forwards the half-close, so that a terminal handler can pass
@@ -131,7 +154,7 @@ func (r *Replay) Buffered() int { return len(r.buf) }
 func (r *Replay) Pending() []byte { return r.buf }
 
 // Discard drops the first n of the replayed bytes, sent on by the caller.
-func (r *Replay) Discard(n int) { r.buf = r.buf[min(n, len(r.buf)):] }
+func (r *Replay) Discard(n int) { r.drop(n) }
 
 // Unwrap returns the connection under the replayed bytes.
 func (r *Replay) Unwrap() net.Conn { return r.Conn }

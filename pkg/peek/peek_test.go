@@ -175,6 +175,39 @@ func TestReplayPendingDiscard(t *testing.T) {
 	}
 }
 
+// TestReplayRelease: a pooled buffer is given back once, when its last
+// byte is read or discarded, and not before.
+func TestReplayRelease(t *testing.T) {
+	for _, take := range []string{"read", "discard"} {
+		a, b := net.Pipe()
+		released := 0
+		r := peek.NewReplayRelease(b, []byte("abcdef"), func() { released++ })
+		p := make([]byte, 4)
+		for i, n := range []int{4, 2} {
+			if released != 0 {
+				t.Fatalf("%s: released after %d of 6 bytes", take, i*4)
+			}
+			if take == "read" {
+				if got, err := r.Read(p[:n]); got != n || err != nil {
+					t.Fatalf("read %d, %v", got, err)
+				}
+			} else {
+				r.Discard(n)
+			}
+		}
+		if released != 1 || r.Buffered() != 0 {
+			t.Fatalf("%s: released %d times, %d bytes left; want once, none", take, released, r.Buffered())
+		}
+		r.Discard(1)
+		go func() { _, _ = a.Write([]byte("g")) }()
+		if got, err := r.Read(p); got != 1 || err != nil || p[0] != 'g' || released != 1 {
+			t.Fatalf("%s: then read %q, %v, released %d; want the connection's byte, no second release", take, p[:got], err, released)
+		}
+		_ = a.Close()
+		_ = b.Close()
+	}
+}
+
 func TestReplayForwardsCloseWrite(t *testing.T) {
 	client, server := testnet.TCPPair(t)
 	r := peek.NewReplay(server, []byte("x"))

@@ -1,7 +1,6 @@
 package route
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +18,8 @@ import (
 // max_bytes, when they do not.
 const firstBuf = 4 << 10
 
-// bufs holds the first looks' buffers, which are given back as soon as
-// the decision is made: the Replay keeps a copy of the bytes seen alone.
+// bufs holds the first looks' buffers, which the Replay of the bytes seen
+// gives back once the chosen chain took them.
 var bufs = sync.Pool{New: func() any { b := make([]byte, firstBuf); return &b }}
 
 // errNoRoute is what a connection that matched no route, with no
@@ -97,15 +96,18 @@ func (h *Handler) look(c *chain.Conn, in *input) (i int, timedOut bool, err erro
 	bp := bufs.Get().(*[]byte)
 	seen, rerr := peek.Read(c.Conn, (*bp)[:h.bufSize], deadline, fn)
 	in.data = nil // the parses keep no reference to the bytes
-	if len(seen) > 0 {
-		if &seen[0] == &(*bp)[0] {
-			// In the pooled buffer: the Replay gets a copy of just
-			// the bytes seen, and the buffer goes back at once.
-			seen = bytes.Clone(seen)
-		}
+	switch {
+	case len(seen) == 0:
+		bufs.Put(bp)
+	case &seen[0] == &(*bp)[0]:
+		// In the pooled buffer, which goes back once the chosen chain
+		// took the bytes (the proxy sends them first).
+		c.Conn = peek.NewReplayRelease(c.Conn, seen, func() { bufs.Put(bp) })
+	default:
+		// The look outgrew it.
+		bufs.Put(bp)
 		c.Conn = peek.NewReplay(c.Conn, seen)
 	}
-	bufs.Put(bp)
 	return h.judge(in, done, i, rerr)
 }
 
