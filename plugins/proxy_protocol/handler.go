@@ -30,8 +30,10 @@ func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 	return chain.StreamHandlerFunc(func(ctx context.Context, c *chain.Conn) error {
 		trusted := h.trusts(c.RemoteAddr())
 		deadline := time.Now().Add(h.Timeout)
-		res := readHeader(c.Conn, deadline)
+		bp := headerBufs.Get().(*[]byte)
+		res := readHeader(c.Conn, *bp, deadline)
 		if r, reject := decide(res, trusted, h.required); reject {
+			headerBufs.Put(bp)
 			return h.reject(c, r, res.err)
 		}
 		if res.header != nil {
@@ -39,7 +41,15 @@ func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 				c.SetRemoteAddr(a)
 			}
 		}
-		if len(res.rest) > 0 {
+		switch {
+		case len(res.rest) == 0:
+			headerBufs.Put(bp)
+		case &res.buf[0] == &(*bp)[0]:
+			// The pooled buffer goes back once the next handler took
+			// the bytes (the proxy, in its header's write).
+			c.Conn = peek.NewReplayRelease(c.Conn, res.rest, func() { headerBufs.Put(bp) })
+		default:
+			headerBufs.Put(bp) // a long header outgrew it
 			c.Conn = peek.NewReplay(c.Conn, res.rest)
 		}
 		return next.ServeStream(ctx, c)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -51,6 +52,7 @@ type readResult struct {
 	header  *proxyproto.Header
 	rest    []byte // bytes read after the header, to replay (readHeader only)
 	start   []byte // the first bytes seen, to decide on
+	buf     []byte // every byte read, rest and start in it (readHeader only)
 	err     error  // the read or parse error behind incomplete, quiet, bad
 	expired bool   // the deadline ended the read
 }
@@ -65,12 +67,23 @@ type readResult struct {
 // proxy sends on in the header's own write (pkg/peek.Read). A client that
 // starts with other bytes is told apart at its first byte that differs
 // from both signatures, without waiting for more.
-func readHeader(conn net.Conn, deadline time.Time) readResult {
-	buf, err := peek.Read(conn, make([]byte, firstBuf), deadline, func(b []byte) (bool, int) {
+//
+// buf is where the bytes go first; a header longer than buf is read into a
+// larger one. res.rest and res.start alias buf or that larger one.
+func readHeader(conn net.Conn, buf []byte, deadline time.Time) readResult {
+	buf, err := peek.Read(conn, buf, deadline, func(b []byte) (bool, int) {
 		n, done := frame(b)
 		// A header longer than the buffer makes it grow to the header.
 		return done, n
 	})
+	res := frameResult(buf, err)
+	res.buf = buf
+	return res
+}
+
+// frameResult is readHeader's finding in the bytes buf it read, which err
+// ended early.
+func frameResult(buf []byte, err error) readResult {
 	n, done := frame(buf)
 	switch {
 	case done && n == 0:
@@ -132,9 +145,26 @@ func sigPrefix(b []byte) bool {
 		bytes.HasPrefix(sigV2, b[:min(len(b), len(sigV2))]) && len(b) <= len(sigV2)
 }
 
-// parse hands the complete header b[:n] to go-proxyproto.
+// parse hands the complete header b[:n] to go-proxyproto, which reads it
+// from a bufio.Reader: a pooled one for a header that fits its buffer
+// (nearly all do), so that a header costs go-proxyproto's allocations
+// alone. The parsed header keeps nothing of b or the reader.
 func parse(b []byte, n int) readResult {
-	r := bufio.NewReaderSize(bytes.NewReader(b[:n]), max(n, 16))
+	var r *bufio.Reader
+	var pr *parseReader
+	if n <= parseBuf {
+		pr = parseReaders.Get().(*parseReader)
+		pr.src.Reset(b[:n])
+		pr.buf.Reset(&pr.src)
+		r = pr.buf
+		defer func() {
+			pr.src.Reset(nil)
+			pr.buf.Reset(&pr.src)
+			parseReaders.Put(pr)
+		}()
+	} else {
+		r = bufio.NewReaderSize(bytes.NewReader(b[:n]), n)
+	}
 	h, err := proxyproto.Read(r)
 	if err == nil && r.Buffered() != 0 {
 		err = errors.New("header length does not match its content")
@@ -144,3 +174,24 @@ func parse(b []byte, n int) readResult {
 	}
 	return readResult{outcome: gotHeader, header: h, rest: b[n:]}
 }
+
+// parseBuf is a pooled parse reader's buffer: a v1 line (107 bytes at
+// most) or a v2 header with a few TLVs.
+const parseBuf = 256
+
+// parseReader is a bufio.Reader over a bytes.Reader, pooled as one.
+type parseReader struct {
+	src bytes.Reader
+	buf *bufio.Reader
+}
+
+var parseReaders = sync.Pool{New: func() any {
+	pr := new(parseReader)
+	pr.buf = bufio.NewReaderSize(&pr.src, parseBuf)
+	return pr
+}}
+
+// headerBufs are readHeader's first buffers, of firstBuf bytes. Bytes the
+// client sent after its header stay in one until the next handler took
+// them from their Replay, which gives it back (see WrapStream).
+var headerBufs = sync.Pool{New: func() any { b := make([]byte, firstBuf); return &b }}
