@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,13 +36,14 @@ func readSocket(conn net.Conn, buf []byte, deadline time.Time, look Look) (got [
 	if err != nil {
 		return nil, false, nil
 	}
-	t := &taker{buf: buf, dl: lateDeadline{conn: conn, deadline: deadline}}
-	defer t.dl.clear()
+	t := takers.Get().(*taker)
+	t.buf, t.dl = buf, lateDeadline{conn: conn, deadline: deadline}
+	defer t.done()
 	for {
 		if t.n == len(t.buf) {
 			return t.buf[:t.n], true, nil
 		}
-		err := rc.Read(t.try)
+		err := rc.Read(t.tryFn)
 		if err == nil {
 			err = t.err
 		}
@@ -61,13 +63,30 @@ func readSocket(conn net.Conn, buf []byte, deadline time.Time, look Look) (got [
 }
 
 // taker is one readSocket call's state; its try is what the runtime calls
-// each time the socket may be readable.
+// each time the socket may be readable. Takers are pooled, each with its
+// try made into a func value once, so that a read costs no allocation of
+// its own.
 type taker struct {
-	buf  []byte
-	n    int // bytes taken, in buf
-	pace pacer
-	err  error
-	dl   lateDeadline
+	buf   []byte
+	n     int // bytes taken, in buf
+	pace  pacer
+	err   error
+	dl    lateDeadline
+	tryFn func(fd uintptr) bool
+}
+
+var takers = sync.Pool{New: func() any {
+	t := new(taker)
+	t.tryFn = t.try
+	return t
+}}
+
+// done lifts the deadline, if armed, and gives t back, holding nothing.
+func (t *taker) done() {
+	t.dl.clear()
+	fn := t.tryFn
+	*t = taker{tryFn: fn}
+	takers.Put(t)
 }
 
 func (t *taker) try(fd uintptr) bool {

@@ -14,3 +14,6 @@ func (r *idleReader) writeOut(uintptr) bool { return true }
 
 // sockRead is a non-blocking socket's read (see rawsys_linux.go).
 func sockRead(fd int, p []byte) (int, error) { return syscall.Read(fd, p) }
+
+// sockWrite is WriteNow's write.
+func sockWrite(fd int, p []byte) (int, error) { return syscall.Write(fd, p) }

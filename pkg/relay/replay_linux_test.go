@@ -146,6 +146,9 @@ func TestTakeWaiting(t *testing.T) {
 // is never written around its own Write.
 func TestWriteNow(t *testing.T) {
 	client, server := testnet.TCPPair(t)
+	if n, err := WriteNow(server, nil); n != 0 || err != nil {
+		t.Fatalf("WriteNow of nothing = %d, %v; want 0, nil", n, err)
+	}
 	if n, err := WriteNow(server, []byte("hello")); n != 5 || err != nil {
 		t.Fatalf("WriteNow = %d, %v; want 5, nil", n, err)
 	}
