@@ -38,8 +38,9 @@ type Conn struct {
 	bytesOut atomic.Int64
 
 	// notes are key/value pairs handlers recorded for the access log
-	// (see Annotate).
-	notes []any
+	// (see Annotate); wantNotes says a middleware will read them.
+	notes     []any
+	wantNotes bool
 
 	baseLog hclog.Logger
 	// goFn starts the goroutines a handler runs for the connection (see
@@ -75,6 +76,7 @@ func (c *Conn) Init(raw net.Conn, id uint64, listener string, idle time.Duration
 	c.idleTimeout = idle
 	c.baseLog = base
 	c.notes = c.notes[:0]
+	c.wantNotes = false
 	c.goFn = nil
 }
 
@@ -148,6 +150,34 @@ func (c *Conn) Annotate(key string, value any) {
 // Annotations returns the key/value pairs recorded by Annotate, in the
 // order made. The slice is the Conn's own: read it, do not keep it.
 func (c *Conn) Annotations() []any { return c.notes }
+
+// WantAnnotations is called by a middleware that will read Annotations
+// (log), before the handlers after it run.
+func (c *Conn) WantAnnotations() { c.wantNotes = true }
+
+// Annotating reports whether a middleware will read the annotations: a
+// handler that annotates on every connection may skip making them (the
+// values it would format and box) when none will.
+func (c *Conn) Annotating() bool { return c.wantNotes }
+
+// An AnnotationReader is a handler that reads, or hands the connection to
+// a chain that reads, its annotations: log; route when a chain of its
+// own has one. A handler that annotates and then runs a chain of its own
+// asks that chain's handlers, since Annotating cannot know yet.
+type AnnotationReader interface {
+	ReadsAnnotations() bool
+}
+
+// ReadsAnnotations reports whether any of handlers is an
+// AnnotationReader that reads them.
+func ReadsAnnotations(handlers []any) bool {
+	for _, h := range handlers {
+		if r, ok := h.(AnnotationReader); ok && r.ReadsAnnotations() {
+			return true
+		}
+	}
+	return false
+}
 
 // Raw returns the accepted socket, bypassing any middleware wrapper. Only
 // the supervisor (to force-close) and metrics-free fast paths should use it.

@@ -12,12 +12,16 @@ import (
 // supervisor recovers the panic and logs it with its stack.
 var errPanicked = errors.New("handler panicked")
 
+// ReadsAnnotations: the record carries them (chain.AnnotationReader).
+func (h *Handler) ReadsAnnotations() bool { return true }
+
 // WrapStream records each connection when the rest of the chain is done
 // with it. Byte counts come from the connection's counters, kept by the
 // terminal handler, so without payload c.Conn is left bare and the
 // terminal handler can still splice.
 func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 	return chain.StreamHandlerFunc(func(ctx context.Context, c *chain.Conn) error {
+		c.WantAnnotations()
 		if h.Payload {
 			c.Conn = newPayloadConn(c.Conn, h.log, c)
 		}

@@ -39,14 +39,16 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 			return err
 		}
 	}
-	h.annotate(c, &in)
 	var t *target
 	switch {
 	case i >= 0:
 		t = h.targets[i]
 	case h.dflt == nil:
 		h.closed.Inc()
-		c.Annotate("route", "closed")
+		if c.Annotating() {
+			h.annotate(c, &in)
+			c.Annotate("route", "closed")
+		}
 		_ = c.Close()
 		return errNoRoute
 	default:
@@ -57,7 +59,12 @@ func (h *Handler) ServeStream(ctx context.Context, c *chain.Conn) error {
 	} else {
 		t.count.Inc()
 	}
-	c.Annotate("route", t.label)
+	// Annotations cost allocations; only a log before the route or in
+	// the chosen chain reads them.
+	if c.Annotating() || t.notes {
+		h.annotate(c, &in)
+		c.Annotate("route", t.label)
+	}
 	return t.next.ServeStream(ctx, c)
 }
 

@@ -321,6 +321,7 @@ func TestNestedRatelimitAndStatus(t *testing.T) {
 type replaySeen struct {
 	pending string
 	onRaw   bool
+	notes   int // annotations made before it ran
 }
 
 var replayProbe struct {
@@ -331,12 +332,65 @@ var replayProbe struct {
 type replayProbeHandler struct{}
 
 func (*replayProbeHandler) ServeStream(_ context.Context, c *chain.Conn) error {
-	var got replaySeen
+	got := replaySeen{notes: len(c.Annotations()) / 2}
 	if r, ok := c.Conn.(*peek.Replay); ok {
-		got = replaySeen{string(r.Pending()), r.Unwrap() == c.Raw()}
+		got.pending, got.onRaw = string(r.Pending()), r.Unwrap() == c.Raw()
 	}
 	replayProbe.seen <- got
 	return nil
+}
+
+func registerReplayProbe() {
+	replayProbe.once.Do(func() {
+		replayProbe.seen = make(chan replaySeen, 4)
+		registry.Register("test_replay_probe", func() any { return new(replayProbeHandler) })
+	})
+}
+
+// The route annotates the access log line (route, sni, alpn, http_host)
+// when a log reads it: one before the route, or one in the chosen chain.
+// With neither it makes no annotation, which would cost allocations on
+// every connection for nothing.
+func TestAnnotationsOnlyForALog(t *testing.T) {
+	registerReplayProbe()
+	up := tlsUpstream(t, "a.example.com")
+	s := newSluice(t, routeConfig("", `
+        routes:
+          - match: {sni: [a.example.com]}
+            chain: [{handler: log}, {handler: proxy, upstreams: ["tcp://%s"]}]
+          - match: {protocol: ssh}
+            chain: [{handler: test_replay_probe}]
+`, up))
+	c, got := tlsDial(t, s.Addr("front"), "a.example.com")
+	if got != "a.example.com" {
+		t.Fatalf("handshake with %q", got)
+	}
+	testnet.MustEcho(t, c, "hello")
+	_ = c.Close()
+	s.WaitIdle("front")
+	var lines []map[string]any
+	for _, r := range s.Records("connection closed") {
+		if r["@module"] == "sluice.supervisor.listener.log" {
+			lines = append(lines, r)
+		}
+	}
+	if len(lines) != 1 || lines[0]["route"] != "0" || lines[0]["sni"] != "a.example.com" {
+		t.Errorf("the log in the chosen chain wrote %v; want one line with route 0 and sni a.example.com", lines)
+	}
+	raw, err := net.DialTimeout("tcp", s.Addr("front"), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_, _ = io.WriteString(raw, "SSH-2.0-x\r\n")
+	select {
+	case got := <-replayProbe.seen:
+		if got.notes != 0 {
+			t.Errorf("with no log anywhere the route made %d annotations, want none", got.notes)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replay probe never ran")
+	}
 }
 
 // After a decision the chosen chain gets the bytes read to decide, in a
@@ -345,10 +399,7 @@ func (*replayProbeHandler) ServeStream(_ context.Context, c *chain.Conn) error {
 // replayed case, still splices), or on the wrapper of a middleware before
 // the route.
 func TestChosenChainGetsTheBytesReplayed(t *testing.T) {
-	replayProbe.once.Do(func() {
-		replayProbe.seen = make(chan replaySeen, 4)
-		registry.Register("test_replay_probe", func() any { return new(replayProbeHandler) })
-	})
+	registerReplayProbe()
 	const banner = "SSH-2.0-x\r\n"
 	for _, payload := range []bool{false, true} {
 		s := newSluice(t, routeConfig(withLogPayload, `
@@ -363,7 +414,7 @@ func TestChosenChainGetsTheBytesReplayed(t *testing.T) {
 		_, _ = io.WriteString(c, banner)
 		select {
 		case got := <-replayProbe.seen:
-			if want := (replaySeen{banner, !payload}); got != want {
+			if want := (replaySeen{banner, !payload, 1}); got != want {
 				t.Errorf("payload %v: the chosen chain got %+v, want %+v", payload, got, want)
 			}
 		case <-time.After(10 * time.Second):

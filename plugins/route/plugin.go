@@ -90,6 +90,20 @@ type target struct {
 	handlers []any
 	specs    []registry.Spec
 	count    prometheus.Counter
+	// notes says the chain reads annotations (a log in it): the route
+	// annotates for it even when nothing before the route does.
+	notes bool
+}
+
+// ReadsAnnotations reports whether a chain of the route's reads
+// annotations (chain.AnnotationReader), for a route that runs this one.
+func (h *Handler) ReadsAnnotations() bool {
+	for _, t := range h.targets {
+		if t.notes {
+			return true
+		}
+	}
+	return false
 }
 
 var (
@@ -134,7 +148,8 @@ func (h *Handler) Provision(pc chain.ProvisionContext) error {
 		if err != nil {
 			return nil, err
 		}
-		t := &target{label: label, next: next, handlers: handlers, specs: specs, count: decisions.WithLabelValues(label)}
+		t := &target{label: label, next: next, handlers: handlers, specs: specs, count: decisions.WithLabelValues(label),
+			notes: chain.ReadsAnnotations(handlers)}
 		h.targets = append(h.targets, t)
 		return t, nil
 	}
