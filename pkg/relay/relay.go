@@ -48,7 +48,8 @@ func Relay(ctx context.Context, c *chain.Conn, up net.Conn, st *Stats) error {
 	for {
 		p := newPair(c, up, st)
 		if hop {
-			p.hop = &hopper{after: after}
+			p.hopper.after = after
+			p.hop = &p.hopper
 		}
 		p.done = done
 		p.run()
@@ -103,9 +104,9 @@ func (p *pair) run() {
 	// The second direction's goroutine is owned by run, which waits for
 	// it; it ends at the upstream's EOF, at a hop, or when stop closes
 	// both sides.
-	back := make(chan struct{})
+	p.out.Add(1)
 	p.c.Go(func() {
-		defer close(back)
+		defer p.out.Done()
 		// A panic here would escape the supervisor's per-connection
 		// recovery, which guards only the connection's own goroutine.
 		defer func() {
@@ -117,7 +118,7 @@ func (p *pair) run() {
 		p.direction(Out)
 	})
 	p.direction(In)
-	<-back
+	p.out.Wait()
 }
 
 func dirIndex(d Dir) int {
@@ -153,6 +154,10 @@ type pair struct {
 	// dirIndex); hop, when set, moves the pair to an event loop.
 	done [2]bool
 	hop  *hopper
+	// hopper is hop's, in the same allocation; out waits for the
+	// direction run's own goroutine.
+	hopper hopper
+	out    sync.WaitGroup
 }
 
 func newPair(c *chain.Conn, up net.Conn, st *Stats) *pair { return &pair{c: c, up: up, st: st} }

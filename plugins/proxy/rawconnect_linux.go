@@ -29,28 +29,28 @@ func startConnect(network, address string, c syscall.RawConn) error {
 	if err != nil || ap.Addr().Zone() != "" {
 		return nil // net's call does it all (a zone needs its index)
 	}
-	// The address, as connect(2) takes it, for the socket's family.
-	var sa4 unix.RawSockaddrInet4
-	var sa6 unix.RawSockaddrInet6
-	var sa unsafe.Pointer
-	var size uintptr
 	switch network {
 	case "tcp4":
 		if !ap.Addr().Unmap().Is4() {
 			return nil
 		}
-		sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().Unmap().As4()}
-		putPort((*[2]byte)(unsafe.Pointer(&sa4.Port)), ap.Port())
-		sa, size = unsafe.Pointer(&sa4), unsafe.Sizeof(sa4)
 	case "tcp6":
-		sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ap.Addr().As16()}
-		putPort((*[2]byte)(unsafe.Pointer(&sa6.Port)), ap.Port())
-		sa, size = unsafe.Pointer(&sa6), unsafe.Sizeof(sa6)
 	default:
 		return nil
 	}
+	// The address, as connect(2) takes it, is made within the callback:
+	// declared out here, where the callback refers to it, it would be
+	// allocated on every connect.
 	return c.Control(func(fd uintptr) {
-		unix.RawSyscall(unix.SYS_CONNECT, fd, uintptr(sa), size)
+		if network == "tcp4" {
+			sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().Unmap().As4()}
+			putPort((*[2]byte)(unsafe.Pointer(&sa.Port)), ap.Port())
+			unix.RawSyscall(unix.SYS_CONNECT, fd, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+			return
+		}
+		sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ap.Addr().As16()}
+		putPort((*[2]byte)(unsafe.Pointer(&sa.Port)), ap.Port())
+		unix.RawSyscall(unix.SYS_CONNECT, fd, uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
 	})
 }
 
