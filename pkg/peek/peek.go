@@ -1,13 +1,15 @@
-// Package peek looks at the first bytes of a stream connection without
-// taking them from the next reader: a handler that must decide on them (a
-// PROXY header, a TLS ClientHello, an HTTP Host) reads them here, and the
-// handler after it reads them again as the client sent them.
+// Package peek looks at the first bytes of a stream connection for a
+// handler that must decide on them (a PROXY header, a TLS ClientHello, an
+// HTTP Host), so that the handler after it still reads them as the client
+// sent them.
 //
-// On a socket the bytes are looked at with MSG_PEEK and stay in the
-// kernel (Socket), so the connection the next handler gets is the bare
-// socket: replay is exact by construction, and the relay can still splice
-// and poll it. On a connection a middleware wrapped (TLS, a payload
-// logger) they are read (Read) and handed back first by a Replay.
+// Read takes them: on a socket with one receive per wait, on a connection
+// a middleware wrapped (TLS, a payload logger) through its Read. The
+// caller hands them on first in a Replay, which pkg/relay writes on before
+// it works on the socket under it, so splice and the event loop still
+// apply; proxy_protocol and route do this. Socket only looks, with
+// MSG_PEEK: the bytes stay in the kernel and the next handler gets the
+// bare socket, for a handler that must leave them there.
 package peek
 
 import (
