@@ -6,8 +6,9 @@
 // half-close of dst): echo is Copy of a connection to itself. Relay moves
 // both directions between a client and an upstream, each end's EOF passed
 // on as a half-close (the last one onto a socket by the close that
-// follows, which sends the same FIN). Both count the bytes into the chain.Conn and enforce
-// its listener's idle_timeout (chain.ErrIdleTimeout).
+// follows, which sends the same FIN). Both count the bytes into the
+// chain.Conn and enforce its listener's idle_timeout
+// (chain.ErrIdleTimeout).
 //
 // Both take any net.Conn. A connection a middleware wrapped (TLS, PROXY
 // protocol, a peek-and-replay) is copied by a plain loop through a pooled

@@ -16,8 +16,9 @@ import (
 // Relay copies c and up both ways until both directions have ended (each
 // end passed on as a half-close) or one fails, which closes both. The
 // last end, onto a socket, may be left to the close of both sockets that
-// must follow Relay's return: the caller closes up, the supervisor c. Bytes
-// from the client count as c's bytes in, bytes to it as its bytes out.
+// must follow Relay's return: the caller closes up, the supervisor c.
+// Bytes from the client count as c's bytes in, bytes to it as its bytes
+// out.
 // It ends with chain.ErrIdleTimeout once nothing moved either way for c's
 // idle timeout. A forced drain (ctx cancelled, or the supervisor closing
 // the client's socket) ends it with an error that wraps net.ErrClosed.
