@@ -424,3 +424,35 @@ func TestChosenChainGetsTheBytesReplayed(t *testing.T) {
 		s.WaitIdle("front")
 	}
 }
+
+// The bytes read to decide reach the upstream exactly, whether they fit
+// the pooled first buffer (given back once sent) or the look outgrew it:
+// an HTTP request whose Host comes after 1 KiB or 20 KiB of headers,
+// echoed back byte for byte, twice each (the second look reuses a buffer
+// the first gave back).
+func TestFirstBytesReplayedExactlyAnySize(t *testing.T) {
+	up := testnet.Serve(t, testnet.Listen(t, "tcp"), func(c net.Conn) { _, _ = io.Copy(c, c) })
+	s := newSluice(t, routeConfig("", `
+        max_bytes: 64KiB
+        routes:
+          - match: {http_host: [api.example.com]}
+            chain: [{handler: proxy, upstreams: ["tcp://%s"]}]
+`, up))
+	for _, pad := range []int{1 << 10, 20 << 10, 1 << 10, 20 << 10} {
+		req := "GET / HTTP/1.1\r\nX-Pad: " + strings.Repeat(fmt.Sprint(pad%7), pad) + "\r\nHost: api.example.com\r\n\r\nbody"
+		c, err := net.DialTimeout("tcp", s.Addr("front"), wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(req))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != req {
+			t.Fatalf("%d bytes of headers: echoed %d bytes (%v), equal %v", pad, len(got), err, string(got) == req)
+		}
+		_ = c.Close()
+	}
+	wantDecisions(t, s, "0", 4)
+}
