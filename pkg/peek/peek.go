@@ -7,14 +7,13 @@
 // a middleware wrapped (TLS, a payload logger) through its Read. The
 // caller hands them on first in a Replay, which pkg/relay writes on before
 // it works on the socket under it, so splice and the event loop still
-// apply; proxy_protocol and route do this. Socket only looks, with
-// MSG_PEEK: the bytes stay in the kernel and the next handler gets the
-// bare socket, for a handler that must leave them there.
+// apply; proxy_protocol and route do this. (A MSG_PEEK look that left the
+// bytes in the kernel cost a receive more per connection: the next
+// handler's read of the same bytes.)
 package peek
 
 import (
 	"errors"
-	"io"
 	"net"
 	"time"
 
@@ -99,20 +98,32 @@ func Read(conn net.Conn, buf []byte, deadline time.Time, look Look) ([]byte, err
 type Replay struct {
 	net.Conn
 	buf []byte
-	// release, when set, is called once the last replayed byte is gone
-	// (read or discarded), to give their buffer back.
-	release func()
+	// put, when set, takes back held, the pooled buffer buf lies in,
+	// once the last replayed byte is gone (read or discarded).
+	put  func(any)
+	held any
 }
 
 // NewReplay returns conn with b to be read first. b is the Replay's now.
 func NewReplay(conn net.Conn, b []byte) *Replay { return &Replay{Conn: conn, buf: b} }
 
-// NewReplayRelease is NewReplay for b in a pooled buffer: release is
-// called once every byte of b was read or discarded, and nothing of b is
-// used after. A connection that ends before then leaves the buffer to the
-// garbage collector.
-func NewReplayRelease(conn net.Conn, b []byte, release func()) *Replay {
-	return &Replay{Conn: conn, buf: b, release: release}
+// ReplayPooled hands on rest, the bytes a handler read and must replay,
+// when Read read them starting in bp, a buffer of a pool that put gives
+// back to: read is what Read returned, rest a part of it. The result is
+// conn itself when rest is empty, else a Replay of rest on conn. bp goes
+// back once nothing of it is replayed: at once when rest is empty or Read
+// outgrew bp, else when the Replay's last byte is read or discarded. A
+// connection that ends before then leaves bp to the garbage collector.
+func ReplayPooled(conn net.Conn, read, rest []byte, bp *[]byte, put func(any)) net.Conn {
+	switch {
+	case len(rest) == 0:
+		put(bp)
+		return conn
+	case &read[0] == &(*bp)[0]:
+		return &Replay{Conn: conn, buf: rest, put: put, held: bp}
+	}
+	put(bp) // Read outgrew it: rest lies in a buffer of its own
+	return &Replay{Conn: conn, buf: rest}
 }
 
 func (r *Replay) Read(p []byte) (int, error) {
@@ -128,11 +139,10 @@ func (r *Replay) Read(p []byte) (int, error) {
 // none is left.
 func (r *Replay) drop(n int) {
 	r.buf = r.buf[min(n, len(r.buf)):]
-	if len(r.buf) == 0 && r.release != nil {
-		r.buf = nil
-		release := r.release
-		r.release = nil
-		release()
+	if len(r.buf) == 0 && r.put != nil {
+		put, held := r.put, r.held
+		r.buf, r.put, r.held = nil, nil, nil
+		put(held)
 	}
 }
 
@@ -160,6 +170,3 @@ func (r *Replay) Discard(n int) { r.drop(n) }
 
 // Unwrap returns the connection under the replayed bytes.
 func (r *Replay) Unwrap() net.Conn { return r.Conn }
-
-// errEOF is returned by Socket when the peer closed: io.EOF, as a Read.
-var errEOF = io.EOF

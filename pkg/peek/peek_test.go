@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -27,63 +26,12 @@ func untilNewline(calls *int) peek.Look {
 	}
 }
 
-func TestSocketWaitsForNewBytesAndLeavesThem(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no MSG_PEEK")
-	}
-	client, server := testnet.TCPPair(t)
-	go func() {
-		for _, part := range []string{"he", "llo wor", "ld\nafter"} {
-			_, _ = client.Write([]byte(part))
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	calls := 0
-	seen, ok, err := peek.Socket(server, make([]byte, 4), time.Now().Add(10*time.Second), untilNewline(&calls))
-	if !ok || err != nil || !bytes.HasPrefix(seen, []byte("hello world\n")) {
-		t.Fatalf("seen %q, ok %v, err %v", seen, ok, err)
-	}
-	// A wait for each new segment, not a spin.
-	if calls > 6 {
-		t.Errorf("look called %d times for 3 segments", calls)
-	}
-	// The bytes are still in the socket, for the next reader.
-	_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
-	got := make([]byte, len("hello world\nafter"))
-	if _, err := io.ReadFull(server, got); err != nil || string(got) != "hello world\nafter" {
-		t.Fatalf("read after the peek: %q, %v", got, err)
-	}
-}
-
-func TestSocketDeadlineAndEOF(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no MSG_PEEK")
-	}
-	client, server := testnet.TCPPair(t)
-	_, _ = client.Write([]byte("no newline"))
-	calls := 0
-	start := time.Now()
-	seen, ok, err := peek.Socket(server, make([]byte, 64), time.Now().Add(200*time.Millisecond), untilNewline(&calls))
-	if !ok || !errors.Is(err, os.ErrDeadlineExceeded) || string(seen) != "no newline" {
-		t.Fatalf("seen %q, ok %v, err %v", seen, ok, err)
-	}
-	if d := time.Since(start); d < 150*time.Millisecond {
-		t.Errorf("returned after %v, before the deadline", d)
-	}
-	_ = client.CloseWrite()
-	seen, _, err = peek.Socket(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
-	if !errors.Is(err, io.EOF) || string(seen) != "no newline" {
-		t.Fatalf("after EOF: seen %q, err %v", seen, err)
-	}
-}
-
-func TestSocketFullBuffer(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no MSG_PEEK")
-	}
+// TestReadFullBuffer: a look that never says done ends with a full
+// buffer, what followed left in the socket.
+func TestReadFullBuffer(t *testing.T) {
 	client, server := testnet.TCPPair(t)
 	_, _ = client.Write([]byte("0123456789"))
-	seen, _, err := peek.Socket(server, make([]byte, 4), time.Now().Add(10*time.Second), func([]byte) (bool, int) { return false, 0 })
+	seen, err := peek.Read(server, make([]byte, 4), time.Now().Add(10*time.Second), func([]byte) (bool, int) { return false, 0 })
 	if err != nil || string(seen) != "0123" {
 		t.Fatalf("seen %q, err %v", seen, err)
 	}
@@ -92,9 +40,6 @@ func TestSocketFullBuffer(t *testing.T) {
 func TestReadAndReplay(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
-	if _, ok, _ := peek.Socket(b, make([]byte, 8), time.Now().Add(time.Second), nil); ok {
-		t.Fatal("a pipe is no socket")
-	}
 	go func() {
 		_, _ = a.Write([]byte("first "))
 		_, _ = a.Write([]byte("line\nrest"))
@@ -176,12 +121,39 @@ func TestReplayPendingDiscard(t *testing.T) {
 }
 
 // TestReplayRelease: a pooled buffer is given back once, when its last
-// byte is read or discarded, and not before.
+// byte is read or discarded, and not before; at once when there is
+// nothing to replay, or when the bytes lie in a buffer Read grew.
 func TestReplayRelease(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		rest, read func(bp *[]byte) []byte
+	}{
+		{"nothing to replay", func(*[]byte) []byte { return nil }, func(bp *[]byte) []byte { return (*bp)[:3] }},
+		{"outgrown", func(*[]byte) []byte { return []byte("abcdef") }, func(*[]byte) []byte { return []byte("abcdef") }},
+	} {
+		a, b := net.Pipe()
+		bp := &[]byte{'x', 'y', 'z', 0, 0, 0}
+		var put []any
+		c := peek.ReplayPooled(b, tc.read(bp), tc.rest(bp), bp, func(v any) { put = append(put, v) })
+		if len(put) != 1 || put[0] != any(bp) {
+			t.Fatalf("%s: buffer given back %d times, want once at once", tc.name, len(put))
+		}
+		if r, ok := c.(*peek.Replay); ok != (tc.name == "outgrown") || ok && string(r.Pending()) != "abcdef" {
+			t.Fatalf("%s: got %T", tc.name, c)
+		}
+		_ = a.Close()
+		_ = b.Close()
+	}
 	for _, take := range []string{"read", "discard"} {
 		a, b := net.Pipe()
 		released := 0
-		r := peek.NewReplayRelease(b, []byte("abcdef"), func() { released++ })
+		bp := &[]byte{'a', 'b', 'c', 'd', 'e', 'f'}
+		r := peek.ReplayPooled(b, *bp, *bp, bp, func(v any) {
+			if v != any(bp) {
+				t.Errorf("gave back %v, not the pooled buffer", v)
+			}
+			released++
+		}).(*peek.Replay)
 		p := make([]byte, 4)
 		for i, n := range []int{4, 2} {
 			if released != 0 {
@@ -243,61 +215,19 @@ func dribble(c *net.TCPConn, msg string) {
 // one per segment; the look that decides still sees every byte.
 func TestLooksPacedForDribbledBytes(t *testing.T) {
 	msg := string(bytes.Repeat([]byte("x"), 600)) + "\n"
-	for _, tc := range []struct {
-		name string
-		run  func(server *net.TCPConn, look peek.Look) ([]byte, error)
-	}{
-		{"socket", func(server *net.TCPConn, look peek.Look) ([]byte, error) {
-			seen, _, err := peek.Socket(server, make([]byte, 1024), time.Now().Add(10*time.Second), look)
-			return seen, err
-		}},
-		{"read", func(server *net.TCPConn, look peek.Look) ([]byte, error) {
-			return peek.Read(server, make([]byte, 1024), time.Now().Add(10*time.Second), look)
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "socket" && runtime.GOOS == "windows" {
-				t.Skip("no MSG_PEEK")
-			}
-			client, server := testnet.TCPPair(t)
-			go dribble(client, msg)
-			calls := 0
-			seen, err := tc.run(server, func(b []byte) (bool, int) {
-				calls++
-				return bytes.IndexByte(b, '\n') >= 0, 0
-			})
-			if err != nil || !bytes.HasSuffix(seen, []byte("\n")) || len(seen) != len(msg) {
-				t.Fatalf("seen %d bytes ending %q, err %v; want all %d", len(seen), seen[max(0, len(seen)-3):], err, len(msg))
-			}
-			// 32 as they come, then one per doubling (to 1024), and the
-			// one at the end: well under one per segment (601).
-			if calls > 32+6+1 {
-				t.Errorf("%d looks for %d segments", calls, len(msg))
-			}
-		})
-	}
-}
-
-// TestSocketAllocations: a look at bytes already waiting costs the
-// peeker's own state and nothing per system call (no room for a sender's
-// address, which a connected socket has none of).
-func TestSocketAllocations(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("the allocation-free recvfrom is Linux's")
-	}
 	client, server := testnet.TCPPair(t)
-	if _, err := client.Write([]byte("hello\n")); err != nil {
-		t.Fatal(err)
+	go dribble(client, msg)
+	calls := 0
+	seen, err := peek.Read(server, make([]byte, 1024), time.Now().Add(10*time.Second), func(b []byte) (bool, int) {
+		calls++
+		return bytes.IndexByte(b, '\n') >= 0, 0
+	})
+	if err != nil || !bytes.HasSuffix(seen, []byte("\n")) || len(seen) != len(msg) {
+		t.Fatalf("seen %d bytes ending %q, err %v; want all %d", len(seen), seen[max(0, len(seen)-3):], err, len(msg))
 	}
-	buf := make([]byte, 64)
-	deadline := time.Now().Add(10 * time.Second)
-	look := func(b []byte) (bool, int) { return bytes.IndexByte(b, '\n') >= 0, 0 }
-	if seen, _, err := peek.Socket(server, buf, deadline, look); err != nil || string(seen) != "hello\n" {
-		t.Fatalf("peek: %q, %v", seen, err)
+	// 32 as they come, then one per doubling (to 1024), and the one at
+	// the end: well under one per segment (601).
+	if calls > 32+6+1 {
+		t.Errorf("%d looks for %d segments", calls, len(msg))
 	}
-	n := testing.AllocsPerRun(100, func() { _, _, _ = peek.Socket(server, buf, deadline, look) })
-	if n > 4 {
-		t.Errorf("%.0f allocations per look at waiting bytes, want at most 4", n)
-	}
-	t.Logf("%.0f allocations per look", n)
 }

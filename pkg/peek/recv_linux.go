@@ -9,8 +9,8 @@ import (
 // recv is recvfrom(2) without the sender's address, which a connected
 // socket does not give: unix.Recvfrom allocates room for one on every
 // call, a look per connection.
-func recv(fd int, p []byte, flags int) (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), uintptr(flags), 0, 0)
+func recv(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
 	if e != 0 {
 		return 0, e
 	}

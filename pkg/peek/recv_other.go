@@ -5,7 +5,7 @@ package peek
 import "golang.org/x/sys/unix"
 
 // recv is recvfrom(2) without the sender's address (see the Linux one).
-func recv(fd int, p []byte, flags int) (int, error) {
-	n, _, err := unix.Recvfrom(fd, p, flags)
+func recv(fd int, p []byte) (int, error) {
+	n, _, err := unix.Recvfrom(fd, p, 0)
 	return n, err
 }

@@ -14,10 +14,10 @@ import (
 )
 
 // readSocket is Read on a socket: each receive takes the bytes out of the
-// socket, so a handler that must consume what it looked at (a PROXY
-// header) makes one receive where a peek and then a read would make two,
-// and the bytes after the header come out with it for the Replay. It
-// waits as Socket does (lateDeadline): a connection whose first bytes
+// socket, one receive per wait where a peek and then the next handler's
+// read would make two, and the bytes after those that decide come out
+// with them for the Replay. Its waits arm their deadline late
+// (lateDeadline): a connection whose first bytes
 // are there at once arms no timer, and one whose bytes come later makes
 // one empty receive per wait. ok is false when conn is not
 // the socket itself: a wrapper that reaches its socket's descriptor must
@@ -90,7 +90,7 @@ func (t *taker) done() {
 }
 
 func (t *taker) try(fd uintptr) bool {
-	m, err := recv(int(fd), t.buf[t.n:], 0)
+	m, err := recv(int(fd), t.buf[t.n:])
 	switch {
 	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 		if err := t.dl.arm(); err != nil {

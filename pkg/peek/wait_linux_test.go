@@ -13,19 +13,18 @@ import (
 )
 
 // waitChildEnv makes TestWaitChild run: it is the process that
-// TestSocketWaitsAfterOneEmptyPeek traces.
+// TestReadWaitsAfterOneEmptyReceive traces.
 const waitChildEnv = "SLUICE_PEEK_WAIT_CHILD"
 
-// waitPeeks is how many connections the child peeks at, and how many it
-// reads from, each of whose bytes come only after its first look.
+// waitPeeks is how many connections the child reads from, each of whose
+// bytes come only after its first look.
 const waitPeeks = 10
 
-// TestSocketWaitsAfterOneEmptyPeek checks, under strace, that a look at a
-// socket whose bytes are not there yet (Socket's peek, Read's receive)
-// costs one receive that finds nothing, then a wait in the poller: not a
+// TestReadWaitsAfterOneEmptyReceive checks, under strace, that a look at a
+// socket whose bytes are not there yet costs one receive that finds nothing, then a wait in the poller: not a
 // second empty receive on the way to it (two per connection before the
 // deadline was armed within the call).
-func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
+func TestReadWaitsAfterOneEmptyReceive(t *testing.T) {
 	trace := strace.Run(t, "recvfrom", "TestWaitChild", waitChildEnv+"=1")
 	empty := map[int]int{} // by descriptor: one per connection
 	for _, c := range strace.Calls(trace, "recvfrom") {
@@ -33,7 +32,7 @@ func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
 			empty[c.FD]++
 		}
 	}
-	t.Logf("empty peeks by connection: %v", empty)
+	t.Logf("empty receives by connection: %v", empty)
 	// Nearly every connection's bytes come after its first look; a slow
 	// machine may let a few arrive before it.
 	if len(empty) < waitPeeks {
@@ -41,17 +40,16 @@ func TestSocketWaitsAfterOneEmptyPeek(t *testing.T) {
 	}
 	for fd, n := range empty {
 		if n != 1 {
-			t.Errorf("descriptor %d: %d empty peeks in one wait, want 1\n%s", fd, n, trace)
+			t.Errorf("descriptor %d: %d empty receives in one wait, want 1\n%s", fd, n, trace)
 		}
 	}
 }
 
-// TestWaitChild is the traced process of TestSocketWaitsAfterOneEmptyPeek.
+// TestWaitChild is the traced process of TestReadWaitsAfterOneEmptyReceive.
 func TestWaitChild(t *testing.T) {
 	if os.Getenv(waitChildEnv) == "" {
-		t.Skip("run by TestSocketWaitsAfterOneEmptyPeek")
+		t.Skip("run by TestReadWaitsAfterOneEmptyReceive")
 	}
-	// Socket peeks, Read takes: both wait the same way.
 	for i := 0; i < 2*waitPeeks; i++ {
 		client, server := testnet.TCPPair(t)
 		go func() {
@@ -59,34 +57,28 @@ func TestWaitChild(t *testing.T) {
 			_, _ = client.Write([]byte("hello\n"))
 		}()
 		calls := 0
-		var seen []byte
-		var err error
-		if i < waitPeeks {
-			seen, _, err = peek.Socket(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
-		} else {
-			seen, err = peek.Read(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
-		}
+		seen, err := peek.Read(server, make([]byte, 64), time.Now().Add(10*time.Second), untilNewline(&calls))
 		if err != nil || string(seen) != "hello\n" {
 			t.Fatalf("look %d: %q, %v", i, seen, err)
 		}
 	}
 }
 
-// TestSocketQuietUntilDeadline: a socket that stays quiet is waited on
+// TestReadQuietUntilDeadline: a socket that stays quiet is waited on
 // until the deadline, and a deadline already past ends the wait at once.
-func TestSocketQuietUntilDeadline(t *testing.T) {
+func TestReadQuietUntilDeadline(t *testing.T) {
 	client, server := testnet.TCPPair(t)
 	calls := 0
 	start := time.Now()
-	seen, ok, err := peek.Socket(server, make([]byte, 64), start.Add(150*time.Millisecond), untilNewline(&calls))
-	if !ok || !errors.Is(err, os.ErrDeadlineExceeded) || len(seen) != 0 || calls != 0 {
-		t.Fatalf("seen %q, ok %v, err %v, %d looks", seen, ok, err, calls)
+	seen, err := peek.Read(server, make([]byte, 64), start.Add(150*time.Millisecond), untilNewline(&calls))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || len(seen) != 0 || calls != 0 {
+		t.Fatalf("seen %q, err %v, %d looks", seen, err, calls)
 	}
 	if d := time.Since(start); d < 120*time.Millisecond {
 		t.Errorf("returned after %v, before the deadline", d)
 	}
 	start = time.Now()
-	_, _, err = peek.Socket(server, make([]byte, 64), start.Add(-time.Second), untilNewline(&calls))
+	_, err = peek.Read(server, make([]byte, 64), start.Add(-time.Second), untilNewline(&calls))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("past deadline: %v", err)
 	}

@@ -41,17 +41,9 @@ func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 				c.SetRemoteAddr(a)
 			}
 		}
-		switch {
-		case len(res.rest) == 0:
-			headerBufs.Put(bp)
-		case &res.buf[0] == &(*bp)[0]:
-			// The pooled buffer goes back once the next handler took
-			// the bytes (the proxy, in its header's write).
-			c.Conn = peek.NewReplayRelease(c.Conn, res.rest, func() { headerBufs.Put(bp) })
-		default:
-			headerBufs.Put(bp) // a long header outgrew it
-			c.Conn = peek.NewReplay(c.Conn, res.rest)
-		}
+		// bp goes back once the next handler took the bytes after the
+		// header (the proxy, in its own header's write).
+		c.Conn = peek.ReplayPooled(c.Conn, res.buf, res.rest, bp, putHeaderBuf)
 		return next.ServeStream(ctx, c)
 	})
 }

@@ -195,3 +195,7 @@ var parseReaders = sync.Pool{New: func() any {
 // client sent after its header stay in one until the next handler took
 // them from their Replay, which gives it back (see WrapStream).
 var headerBufs = sync.Pool{New: func() any { b := make([]byte, firstBuf); return &b }}
+
+// putHeaderBuf gives a buffer back to headerBufs: a function, not a
+// method value, so that passing it allocates nothing.
+func putHeaderBuf(b any) { headerBufs.Put(b) }

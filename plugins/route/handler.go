@@ -22,6 +22,10 @@ const firstBuf = 4 << 10
 // gives back once the chosen chain took them.
 var bufs = sync.Pool{New: func() any { b := make([]byte, firstBuf); return &b }}
 
+// putBuf gives a look's buffer back to bufs: a function, not a method
+// value, so that passing it allocates nothing.
+func putBuf(b any) { bufs.Put(b) }
+
 // errNoRoute is what a connection that matched no route, with no
 // default, ends with.
 var errNoRoute = fmt.Errorf("route: %w (no route matched, and there is no default)", chain.ErrRejected)
@@ -103,18 +107,9 @@ func (h *Handler) look(c *chain.Conn, in *input) (i int, timedOut bool, err erro
 	bp := bufs.Get().(*[]byte)
 	seen, rerr := peek.Read(c.Conn, (*bp)[:h.bufSize], deadline, fn)
 	in.data = nil // the parses keep no reference to the bytes
-	switch {
-	case len(seen) == 0:
-		bufs.Put(bp)
-	case &seen[0] == &(*bp)[0]:
-		// In the pooled buffer, which goes back once the chosen chain
-		// took the bytes (the proxy sends them first).
-		c.Conn = peek.NewReplayRelease(c.Conn, seen, func() { bufs.Put(bp) })
-	default:
-		// The look outgrew it.
-		bufs.Put(bp)
-		c.Conn = peek.NewReplay(c.Conn, seen)
-	}
+	// bp goes back once the chosen chain took the bytes (the proxy
+	// sends them first).
+	c.Conn = peek.ReplayPooled(c.Conn, seen, seen, bp, putBuf)
 	return h.judge(in, done, i, rerr)
 }
 
