@@ -109,3 +109,109 @@ func TestRecordBelowTheLogLevelIsNotWritten(t *testing.T) {
 		t.Fatalf("a debug record was written at log level info:\n%s", h.Log())
 	}
 }
+
+// TestSkipEmpty: with skip_empty, a connection that moved no byte and
+// ended by its client's close or reset (a load balancer's health check)
+// has no record; one that moved bytes has its record, and so do empty
+// ones that a handler refused or whose upstream could not be reached.
+func TestSkipEmpty(t *testing.T) {
+	h := newHarness(t, hclog.Info, true)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	_ = dead.Close() // nothing listens there: connects are refused
+	h.Apply(`
+listeners:
+  - name: echo
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: log
+        skip_empty: true
+      - handler: echo
+  - name: limited
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: log
+        skip_empty: true
+      - handler: ratelimit
+        connections_per_second: 0.001
+        burst: 1
+      - handler: echo
+  - name: dead
+    network: tcp
+    address: 127.0.0.1:0
+    chain:
+      - handler: log
+        skip_empty: true
+      - handler: proxy
+        upstreams: [tcp://` + deadAddr + `]
+`)
+	// On echo: a check that connects and closes, one that resets, and a
+	// client that says something.
+	closeAt := func(addr string, reset bool) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reset {
+			_ = c.(*net.TCPConn).SetLinger(0)
+		}
+		_ = c.Close()
+	}
+	closeAt(h.Addr("echo"), false)
+	closeAt(h.Addr("echo"), true)
+	said := exchange(t, h.Addr("echo"), []byte("hi"))
+	// On limited: the first connection takes the one token (its echo
+	// says it was admitted), the second, empty, is refused.
+	admitted := exchange(t, h.Addr("limited"), []byte("a"))
+	refused := waitClosed(t, h.Addr("limited"))
+	// On dead: an empty connection whose upstream refuses.
+	unreached := waitClosed(t, h.Addr("dead"))
+	for _, l := range []string{"echo", "limited", "dead"} {
+		h.WaitIdle(l)
+	}
+
+	got := map[string]string{} // remote → error ("" for none)
+	for _, r := range h.Records("connection closed") {
+		e, _ := r["error"].(string)
+		got[r["remote"].(string)] = e
+	}
+	want := map[string]string{
+		said.LocalAddr().String():      "",
+		admitted.LocalAddr().String():  "",
+		refused.LocalAddr().String():   "ratelimit: connection rejected (rate)",
+		unreached.LocalAddr().String(): "connection refused",
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d records, want %d (the empty, clean ones left out):\n%s", len(got), len(want), h.Log())
+	}
+	for remote, e := range want {
+		g, ok := got[remote]
+		switch {
+		case !ok:
+			t.Errorf("no record for %s, want one with error %q", remote, e)
+		case e == "" && g != "", e != "" && !strings.Contains(g, e):
+			t.Errorf("record for %s: error %q, want %q", remote, g, e)
+		}
+	}
+}
+
+// waitClosed connects to addr and waits for sluice to close the
+// connection without sending anything.
+func waitClosed(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || chain.IsTimeout(err) {
+		t.Fatalf("%s: read %d, %v; want it closed", addr, n, err)
+	}
+	return c
+}

@@ -229,3 +229,27 @@ func TestFlowRecordSocat(t *testing.T) {
 		t.Errorf("record = %v", r)
 	}
 }
+
+// TestSkipEmptyFlow: with skip_empty, a flow of empty datagrams has no
+// record once it went quiet; a flow that carried bytes has its record.
+func TestSkipEmptyFlow(t *testing.T) {
+	h := newHarness(t, hclog.Info, true)
+	addr := h.serveUDP("udp-skip", "      - handler: log\n        skip_empty: true\n      - handler: echo\n")
+	empty := dialUDP(t, addr)
+	if _, err := empty.Write(nil); err != nil {
+		t.Fatal(err)
+	}
+	said := dialUDP(t, addr)
+	ping(t, said, "hi")
+	// The empty flow began first and both end after the same quiet time:
+	// once the second's record is there, the first's would be too.
+	h.waitRecords(t, "flow closed", 1)
+	time.Sleep(2 * flowIdle)
+	recs := h.Records("flow closed")
+	if len(recs) != 1 || recs[0]["remote"] != said.LocalAddr().String() {
+		t.Fatalf("records %v, want the one of %s alone", recs, said.LocalAddr())
+	}
+	if h.Metric("sluice_connections_total", "listener", "udp-skip") != 2 {
+		t.Errorf("flows counted: %v, want 2 (the empty one too)", h.Metric("sluice_connections_total", "listener", "udp-skip"))
+	}
+}

@@ -36,6 +36,11 @@ type Handler struct {
 	// Payload also logs the data read and written, at trace level,
 	// PayloadLimit bytes of each read or write at most.
 	Payload bool `mapstructure:"payload"`
+	// SkipEmpty writes no record for a connection (UDP: flow) that
+	// carried no byte either way and ended cleanly or by its peer's close
+	// or reset: a load balancer's health check, a port scan. One that a
+	// handler refused or that failed otherwise keeps its record.
+	SkipEmpty bool `mapstructure:"skip_empty"`
 
 	level hclog.Level
 	log   hclog.Logger

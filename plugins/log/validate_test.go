@@ -17,7 +17,7 @@ func TestOptions(t *testing.T) {
 		{map[string]any{"level": "trace", "payload": true}, ""},
 		{map[string]any{"level": "loud"}, `level: invalid value "loud" (allowed: trace, debug, info, warn, error)`},
 		{map[string]any{"payload": "yes"}, "payload: expected true or false"},
-		{map[string]any{"format": "json"}, "format: unknown key (known: level, payload)"},
+		{map[string]any{"format": "json"}, "format: unknown key (known: level, payload, skip_empty)"},
 	}
 	for _, tt := range tests {
 		_, errs := registry.New(logh.Name, "tcp", tt.options)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -87,5 +88,56 @@ listeners:
 				t.Fatalf("HAProxy answered %q, want src=127.0.0.2", b)
 			}
 		})
+	}
+}
+
+// TestHAProxyChecksLeaveNoRecord: HAProxy's health checks of a sluice
+// server (check-send-proxy: a v2 header, then a reset) are served and not
+// refused, and a log with skip_empty writes no record for them; the
+// client HAProxy forwards gets its record, with its own address.
+func TestHAProxyChecksLeaveNoRecord(t *testing.T) {
+	h := ppHarness(t, plugintest.Options{Level: hclog.Info, JSON: true}, `
+      - handler: log
+        skip_empty: true
+      - handler: proxy_protocol
+        trusted: [127.0.0.1/32]
+      - handler: echo
+`)
+	fe := haproxytest.FreeAddr(t)
+	haproxytest.Start(t, fe, fmt.Sprintf(`
+frontend fe
+  bind %s
+  default_backend be
+backend be
+  server sluice %s send-proxy-v2 check check-send-proxy inter 100ms
+`, fe, h.Addr("pp")))
+	// Three checks at least, with the one Start's readiness probe made.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Metric("sluice_connections_total", "listener", "pp") < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v connections from HAProxy's checks, want 4 or more", h.Metric("sluice_connections_total", "listener", "pp"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c := dialFrom(t, "127.0.0.2", fe)
+	if _, err := io.WriteString(c, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if got := echoed(t, c); got != "hello" {
+		t.Fatalf("echoed %q through haproxy", got)
+	}
+	_ = c.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for len(h.Records("connection closed")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	recs := h.Records("connection closed")
+	if len(recs) != 1 || recs[0]["remote"] != c.LocalAddr().String() {
+		t.Fatalf("records %v, want the one of %s alone (no check's)", recs, c.LocalAddr())
+	}
+	for _, r := range reasons {
+		if v := h.Metric("sluice_proxy_protocol_rejected_total", "listener", "pp", "reason", r); v != 0 {
+			t.Errorf("rejected{reason=%s} = %v, want 0: HAProxy's checks are served", r, v)
+		}
 	}
 }
