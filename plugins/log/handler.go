@@ -37,7 +37,7 @@ func (h *Handler) WrapStream(next chain.StreamHandler) chain.StreamHandler {
 // record writes the connection's one record. The listener's logger is
 // asked first, so that a filtered-out record costs no allocation.
 func (h *Handler) record(c *chain.Conn, err error) {
-	if h.log.GetLevel() > h.level || h.skip(c.BytesIn(), c.BytesOut(), err) {
+	if h.log.GetLevel() > h.level || h.SkipEmpty && empty(c.BytesIn(), c.BytesOut(), err) {
 		return
 	}
 	notes := c.Annotations()
@@ -54,15 +54,15 @@ func (h *Handler) record(c *chain.Conn, err error) {
 	c.Logger().Named(Name).Log(h.level, "connection closed", args...)
 }
 
-// skip reports whether skip_empty leaves out the record of a connection
-// that moved in and out bytes and ended with err: nothing moved, and
-// nothing went wrong but the peer going away. A health check that
-// connects and closes ends with nil; HAProxy's resets (ECONNRESET), and a
-// write may find the peer gone (EPIPE). A refusal (chain.ErrRejected), an
-// upstream that could not be reached, an idle timeout or a drain are
-// errors of their own and keep their record.
-func (h *Handler) skip(in, out int64, err error) bool {
-	if !h.SkipEmpty || in != 0 || out != 0 {
+// empty reports whether a connection that moved in and out bytes and
+// ended with err is one skip_empty leaves out: nothing moved, and nothing
+// went wrong but the peer going away. A health check that connects and
+// closes ends with nil; HAProxy's resets (ECONNRESET), and a write may
+// find the peer gone (EPIPE). A refusal (chain.ErrRejected), an upstream
+// that could not be reached, an idle timeout or a drain are errors of
+// their own and keep their record.
+func empty(in, out int64, err error) bool {
+	if in != 0 || out != 0 {
 		return false
 	}
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)

@@ -46,7 +46,7 @@ func (h *Handler) watch(f *chain.Flow) {
 // recordFlow writes the flow's one record. Bytes are datagram payload
 // bytes (no UDP or IP headers), as the listener counts them.
 func (h *Handler) recordFlow(f *chain.Flow) {
-	if h.log.GetLevel() > h.level || h.skip(f.BytesIn(), f.BytesOut(), f.Err()) {
+	if h.log.GetLevel() > h.level || h.SkipEmpty && empty(f.BytesIn(), f.BytesOut(), f.Err()) {
 		return
 	}
 	args := make([]any, 0, 12)
