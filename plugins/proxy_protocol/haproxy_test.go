@@ -21,21 +21,7 @@ func TestHAProxySends(t *testing.T) {
 	for _, opt := range []string{"send-proxy-v2", "send-proxy"} {
 		t.Run(opt, func(t *testing.T) {
 			f := newFront(t, "tcp", "127.0.0.1:0", "        trusted: [127.0.0.1/32]\n")
-			fe := haproxytest.FreeAddr(t)
-			haproxytest.Start(t, fe, fmt.Sprintf(`
-frontend fe
-  bind %s
-  default_backend be
-backend be
-  server sluice %s %s
-`, fe, f.Addr("pp"), opt))
-			c := dialFrom(t, "127.0.0.2", fe)
-			if _, err := io.WriteString(c, "hello"); err != nil {
-				t.Fatal(err)
-			}
-			if got := echoed(t, c); got != "hello" {
-				t.Fatalf("echoed %q through haproxy", got)
-			}
+			c := helloThrough(t, haproxyBefore(t, f.Addr("pp"), opt))
 			// The readiness probe (from 127.0.0.1) may be logged too.
 			var remotes []string
 			for _, r := range f.remotes() {
@@ -103,14 +89,7 @@ func TestHAProxyChecksLeaveNoRecord(t *testing.T) {
         trusted: [127.0.0.1/32]
       - handler: echo
 `)
-	fe := haproxytest.FreeAddr(t)
-	haproxytest.Start(t, fe, fmt.Sprintf(`
-frontend fe
-  bind %s
-  default_backend be
-backend be
-  server sluice %s send-proxy-v2 check check-send-proxy inter 100ms
-`, fe, h.Addr("pp")))
+	fe := haproxyBefore(t, h.Addr("pp"), "send-proxy-v2 check check-send-proxy inter 100ms")
 	// Three checks at least, with the one Start's readiness probe made.
 	deadline := time.Now().Add(10 * time.Second)
 	for h.Metric("sluice_connections_total", "listener", "pp") < 4 {
@@ -119,13 +98,7 @@ backend be
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c := dialFrom(t, "127.0.0.2", fe)
-	if _, err := io.WriteString(c, "hello"); err != nil {
-		t.Fatal(err)
-	}
-	if got := echoed(t, c); got != "hello" {
-		t.Fatalf("echoed %q through haproxy", got)
-	}
+	c := helloThrough(t, fe)
 	_ = c.Close()
 	deadline = time.Now().Add(10 * time.Second)
 	for len(h.Records("connection closed")) == 0 && time.Now().Before(deadline) {
@@ -135,9 +108,5 @@ backend be
 	if len(recs) != 1 || recs[0]["remote"] != c.LocalAddr().String() {
 		t.Fatalf("records %v, want the one of %s alone (no check's)", recs, c.LocalAddr())
 	}
-	for _, r := range reasons {
-		if v := h.Metric("sluice_proxy_protocol_rejected_total", "listener", "pp", "reason", r); v != 0 {
-			t.Errorf("rejected{reason=%s} = %v, want 0: HAProxy's checks are served", r, v)
-		}
-	}
+	(&front{Harness: h, t: t}).wantRejected("", 0) // the checks are served
 }
