@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
 
+	"github.com/sluice-dev/sluice/pkg/chain"
 	"github.com/sluice-dev/sluice/pkg/plugintest"
 	_ "github.com/sluice-dev/sluice/plugins/all"
 )
@@ -37,16 +38,36 @@ listeners:
 	return h.Addr(name)
 }
 
-// exchange sends each message, reads its echo, then half-closes and reads
-// to EOF, as "socat -" does at the end of its input.
-func exchange(t *testing.T, addr string, msgs ...[]byte) net.Conn {
+// dial connects to addr with a deadline of 10 seconds on everything the
+// test does with the connection.
+func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// waitClosed connects to addr and waits for sluice to close the
+// connection without sending anything.
+func waitClosed(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.Close()
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || chain.IsTimeout(err) {
+		t.Fatalf("%s: read %d, %v; want it closed", addr, n, err)
+	}
+	return c
+}
+
+// exchange sends each message, reads its echo, then half-closes and reads
+// to EOF, as "socat -" does at the end of its input.
+func exchange(t *testing.T, addr string, msgs ...[]byte) net.Conn {
+	t.Helper()
+	c := dial(t, addr)
+	defer c.Close()
 	for _, m := range msgs {
 		if _, err := c.Write(m); err != nil {
 			t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/sluice-dev/sluice/pkg/chain"
 )
 
 func TestJSONRecordHasExactByteCounts(t *testing.T) {
@@ -58,16 +56,8 @@ func TestRecordCarriesTheErrorAndLevel(t *testing.T) {
       - handler: echo
 `)
 	exchange(t, addr, []byte("a"))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The ratelimit closes this one; once it has, the chain is running.
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || chain.IsTimeout(err) {
-		t.Fatalf("second connection: read %d, %v; want it closed", n, err)
-	}
-	_ = c.Close()
+	waitClosed(t, addr)
 	h.WaitIdle("log-err")
 
 	lines := strings.Split(strings.TrimSpace(h.Log()), "\n")
@@ -153,10 +143,7 @@ listeners:
 	// On echo: a check that connects and closes, one that resets, and a
 	// client that says something.
 	closeAt := func(addr string, reset bool) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, addr)
 		if reset {
 			_ = c.(*net.TCPConn).SetLinger(0)
 		}
@@ -198,20 +185,4 @@ listeners:
 			t.Errorf("record for %s: error %q, want %q", remote, g, e)
 		}
 	}
-}
-
-// waitClosed connects to addr and waits for sluice to close the
-// connection without sending anything.
-func waitClosed(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || chain.IsTimeout(err) {
-		t.Fatalf("%s: read %d, %v; want it closed", addr, n, err)
-	}
-	return c
 }

@@ -100,10 +100,7 @@ func TestHAProxyChecksLeaveNoRecord(t *testing.T) {
 	}
 	c := helloThrough(t, fe)
 	_ = c.Close()
-	deadline = time.Now().Add(10 * time.Second)
-	for len(h.Records("connection closed")) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.WaitIdle("pp")
 	recs := h.Records("connection closed")
 	if len(recs) != 1 || recs[0]["remote"] != c.LocalAddr().String() {
 		t.Fatalf("records %v, want the one of %s alone (no check's)", recs, c.LocalAddr())
